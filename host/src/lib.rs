@@ -1,1 +1,15 @@
-//! x
+//! The loyalty host: runs each merchant's programme plugin in a WebAssembly sandbox and
+//! keeps member state.
+//!
+//! # Layout
+//!
+//! - [`domain`]: the host's data types for members, events and plugin decisions, in
+//!   the JSON shape the runner, the API and storage use. Pure data.
+//! - [`sandbox`]: the wasmtime engine, plugin loading and validation, and one fresh
+//!   limited instance per hook call, with typed failures.
+//! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
+//!   JSON out, with fuel and time.
+
+pub mod domain;
+pub mod runner;
+pub mod sandbox;

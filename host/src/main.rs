@@ -1,2 +1,173 @@
-//! x
-fn main() {}
+//! `loyalty`: the host's command line. It parses arguments and hands over to the
+//! library; nothing else lives here.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use loyalty_host::runner::{self, RunInput};
+use loyalty_host::sandbox::{Hook, Limits, Sandbox};
+
+/// The loyalty engine: programmes as sandboxed WebAssembly plugins.
+#[derive(Parser)]
+#[command(name = "loyalty", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one hook of a plugin file locally: JSON in, JSON out, with fuel and time.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The plugin: a core module built with the SDK, or a component.
+    plugin: PathBuf,
+    /// The hook: describe, on-enroll, on-event, evaluate-tier, perks, offers,
+    /// quote-redemption.
+    hook: String,
+    /// A JSON file with the input ({"member", "event", "config", "now", "partner",
+    /// "request", "merchant", "currency"}); `-` reads standard input.
+    #[arg(long, short)]
+    input: Option<PathBuf>,
+    /// A JSON file with the member snapshot (overrides the input's).
+    #[arg(long)]
+    member: Option<PathBuf>,
+    /// A JSON file with the event (overrides the input's).
+    #[arg(long)]
+    event: Option<PathBuf>,
+    /// A JSON file with the programme config (overrides the input's).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A JSON file with the redemption request (overrides the input's).
+    #[arg(long)]
+    request: Option<PathBuf>,
+    /// The partner id, for `offers`.
+    #[arg(long)]
+    partner: Option<String>,
+    /// The call's time, seconds since the Unix epoch.
+    #[arg(long)]
+    now: Option<i64>,
+    /// Fuel (instructions) per call.
+    #[arg(long, env = "LOYALTY_FUEL", default_value_t = Limits::default().fuel)]
+    fuel: u64,
+    /// Linear-memory cap in MiB.
+    #[arg(long, env = "LOYALTY_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
+    memory_mib: usize,
+    /// Wall-clock deadline per call in milliseconds.
+    #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    deadline_ms: u64,
+    /// Print compact JSON instead of pretty JSON.
+    #[arg(long)]
+    compact: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Result<T, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("cannot read {what} from standard input: {e}"))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|e| format!("{what} {}: {e}", path.display()))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let Some(hook) = Hook::from_name(&args.hook) else {
+        let names: Vec<_> = Hook::ALL.iter().map(|h| h.name()).collect();
+        return fail(
+            2,
+            format!(
+                "unknown hook {:?}; hooks are: {}",
+                args.hook,
+                names.join(", ")
+            ),
+        );
+    };
+    let mut input: RunInput = match &args.input {
+        Some(p) => match read_json(p, "input") {
+            Ok(i) => i,
+            Err(e) => return fail(2, e),
+        },
+        None => RunInput::default(),
+    };
+    let overrides = (|| -> Result<(), String> {
+        if let Some(p) = &args.member {
+            input.member = Some(read_json(p, "member")?);
+        }
+        if let Some(p) = &args.event {
+            input.event = Some(read_json(p, "event")?);
+        }
+        if let Some(p) = &args.config {
+            input.config = Some(read_json(p, "config")?);
+        }
+        if let Some(p) = &args.request {
+            input.request = Some(read_json(p, "request")?);
+        }
+        Ok(())
+    })();
+    if let Err(e) = overrides {
+        return fail(2, e);
+    }
+    if args.partner.is_some() {
+        input.partner = args.partner.clone();
+    }
+    if args.now.is_some() {
+        input.now = args.now;
+    }
+
+    let bytes = match std::fs::read(&args.plugin) {
+        Ok(b) => b,
+        Err(e) => return fail(2, format!("cannot read {}: {e}", args.plugin.display())),
+    };
+    let limits = Limits {
+        fuel: args.fuel,
+        memory_bytes: args.memory_mib << 20,
+        deadline: Duration::from_millis(args.deadline_ms),
+        // The runner needs a handful of instances, not a server's pool.
+        instances: 4,
+        ..Limits::default()
+    };
+    let sandbox = match Sandbox::new(limits) {
+        Ok(s) => s,
+        Err(e) => return fail(1, e),
+    };
+    let label = args
+        .plugin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| args.plugin.display().to_string());
+    match runner::run(&sandbox, &label, &bytes, hook, &input) {
+        Ok(out) => {
+            let text = if args.compact {
+                serde_json::to_string(&out)
+            } else {
+                serde_json::to_string_pretty(&out)
+            };
+            println!("{}", text.unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e.exit_code() as u8, e),
+    }
+}

@@ -1,14 +1,27 @@
-//! Hostile test plugin: oversized-output.
+//! Hostile test plugin: `on-event` returns a state blob of 8 MiB and `perks` returns
+//! 100,000 perks — far over the host's output cap, though within its memory cap.
 
 use loyalty_sdk::prelude::*;
 
-/// The plugin.
-pub struct P;
+/// Answers with far too much data.
+pub struct OversizedOutput;
 
-impl Program for P {
+impl Program for OversizedOutput {
     fn describe() -> ProgramInfo {
-        ProgramInfo::new("x", "0")
+        ProgramInfo::new("hostile: oversized output", "1.0.0").tier("member", "Member")
+    }
+
+    fn on_event(_member: &Member, _event: &Event, _ctx: &Context) -> Result<Outcome, PluginError> {
+        let mut outcome = Outcome::new().credit(Credit::new(1, "bait"));
+        outcome.state = Some(vec![b'x'; 8 << 20]);
+        Ok(outcome)
+    }
+
+    fn perks(_member: &Member, _ctx: &Context) -> Result<Vec<Perk>, PluginError> {
+        Ok((0..100_000)
+            .map(|i| Perk::new("perk", "a perk", i.to_string()))
+            .collect())
     }
 }
 
-export_program!(P);
+export_program!(OversizedOutput);

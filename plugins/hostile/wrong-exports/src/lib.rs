@@ -1,14 +1,35 @@
-//! Hostile test plugin: wrong-exports.
+//! Hostile test plugin: claims the contract's `hooks` interface but exports only a
+//! mistyped `describe` (returning a string) and none of the other hooks. The host's
+//! upload validation must name the missing and mistyped exports.
 
-use loyalty_sdk::prelude::*;
+#[allow(unsafe_code, missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({
+        inline: r#"
+            package loyalty:program@1.0.0;
 
-/// The plugin.
-pub struct P;
+            interface hooks {
+                describe: func() -> string;
+            }
 
-impl Program for P {
-    fn describe() -> ProgramInfo {
-        ProgramInfo::new("x", "0")
+            world program {
+                export hooks;
+            }
+        "#,
+        world: "program",
+    });
+
+    /// The impostor.
+    pub struct WrongExports;
+
+    impl exports::loyalty::program::hooks::Guest for WrongExports {
+        fn describe() -> String {
+            "not a program-info".to_string()
+        }
     }
+
+    #[cfg(target_arch = "wasm32")]
+    export!(WrongExports with_types_in self);
 }
 
-export_program!(P);
+pub use bindings::WrongExports;

@@ -1,0 +1,340 @@
+//! One hook call: a fresh store and instance, limits armed, the call, its failure
+//! classified by type, its output measured and validated.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::component::{ComponentNamedList, Lift, Lower};
+use wasmtime::{Store, Trap};
+
+use super::bindings::loyalty::program::types as wit;
+use super::convert;
+use super::error::{Failure, Hook, HookError};
+use super::load::CompiledPlugin;
+use super::state::CallState;
+use super::validate::{self, OutputSize};
+use super::{EPOCH_TICK, Sandbox};
+use crate::domain;
+
+/// One log line a plugin wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogLine {
+    /// "debug", "info", "warn" or "error".
+    pub level: &'static str,
+    /// The line (truncated to the per-line cap).
+    pub message: String,
+}
+
+/// What a call cost and printed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CallReport {
+    /// Fuel (instructions) used.
+    pub fuel_used: u64,
+    /// Wall-clock time, instantiation included.
+    #[serde(serialize_with = "micros")]
+    pub duration: Duration,
+    /// Log lines kept.
+    pub logs: Vec<LogLine>,
+    /// Log lines dropped over the cap.
+    pub logs_dropped: usize,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_micros() as u64)
+}
+
+/// A successful call's value and report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Called<T> {
+    /// What the hook returned.
+    pub value: T,
+    /// Fuel, time, logs.
+    pub report: CallReport,
+}
+
+/// What a hook that can refuse returns: the plugin's answer or its own error.
+pub type Answer<T> = Result<T, domain::PluginError>;
+
+impl Sandbox {
+    /// A store for one call, with its limiter, fuel and deadline armed.
+    pub(crate) fn new_store(&self, fuel: u64) -> Store<CallState> {
+        let limits = self.limits();
+        let mut store = Store::new(
+            self.engine(),
+            CallState::new(limits.memory_bytes, limits.log_lines, limits.log_line_bytes),
+        );
+        store.limiter(|s| s);
+        // Fuel cannot fail to be set when fuel consumption is on (it always is here).
+        let _ = store.set_fuel(fuel);
+        let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+impl CompiledPlugin {
+    fn fail(&self, hook: Hook, failure: Failure) -> HookError {
+        HookError {
+            plugin: self.label.clone(),
+            hook,
+            failure,
+        }
+    }
+
+    /// Instantiate, call `hook` with `params`, and hand back the raw result.
+    fn invoke<P, R>(&self, hook: Hook, params: P) -> Result<(R, CallReport), HookError>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
+        let limits = self.sandbox.limits();
+        let started = Instant::now();
+        let mut store = self.sandbox.new_store(limits.fuel);
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            let failure = classify(&e, store.data(), limits);
+            let failure = match failure {
+                Failure::Trap { .. } => Failure::Instantiation {
+                    reason: e.to_string(),
+                },
+                other => other,
+            };
+            self.fail(hook, failure)
+        })?;
+        let func = instance
+            .get_typed_func::<P, R>(&mut store, self.exports.get(hook))
+            .map_err(|e| {
+                // Typechecked at load; reaching this means a host bug, reported as such.
+                self.fail(
+                    hook,
+                    Failure::Instantiation {
+                        reason: e.to_string(),
+                    },
+                )
+            })?;
+        let result = func.call(&mut store, params);
+        let fuel_left = store.get_fuel().unwrap_or(0);
+        let data = store.data();
+        let report = CallReport {
+            fuel_used: limits.fuel.saturating_sub(fuel_left),
+            duration: started.elapsed(),
+            logs: data.logs.clone(),
+            logs_dropped: data.logs_dropped,
+        };
+        match result {
+            Ok(value) => Ok((value, report)),
+            Err(e) => Err(self.fail(hook, classify(&e, data, limits))),
+        }
+    }
+
+    /// Check the output's size and rules, then convert it.
+    fn finish<W, D>(
+        &self,
+        hook: Hook,
+        value: Result<W, wit::PluginError>,
+        report: CallReport,
+        check: impl FnOnce(&W) -> Result<(), String>,
+        convert_ok: impl FnOnce(W) -> D,
+    ) -> Result<Called<Answer<D>>, HookError>
+    where
+        W: OutputSize,
+    {
+        let limits = self.sandbox.limits();
+        let size = match &value {
+            Ok(v) => v.output_size(),
+            Err(e) => e.output_size(),
+        };
+        if size > limits.output_bytes {
+            return Err(self.fail(
+                hook,
+                Failure::OutputTooLarge {
+                    size,
+                    limit: limits.output_bytes,
+                },
+            ));
+        }
+        let value = match value {
+            Ok(v) => {
+                check(&v).map_err(|reason| self.fail(hook, Failure::InvalidOutput { reason }))?;
+                Ok(convert_ok(v))
+            }
+            Err(e) => {
+                validate::plugin_error(&e)
+                    .map_err(|reason| self.fail(hook, Failure::InvalidOutput { reason }))?;
+                Err(convert::plugin_error(e))
+            }
+        };
+        Ok(Called { value, report })
+    }
+
+    /// `describe`: what the programme is.
+    pub(crate) fn call_describe(&self) -> Result<Called<wit::ProgramInfo>, HookError> {
+        let ((info,), report) = self.invoke::<(), (wit::ProgramInfo,)>(Hook::Describe, ())?;
+        let size = info.output_size();
+        let limit = self.sandbox.limits().output_bytes;
+        if size > limit {
+            return Err(self.fail(Hook::Describe, Failure::OutputTooLarge { size, limit }));
+        }
+        Ok(Called {
+            value: info,
+            report,
+        })
+    }
+
+    /// `on-enroll`: a member joined.
+    pub fn on_enroll(
+        &self,
+        member: &wit::Member,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<domain::Enrolment>>, HookError> {
+        let ((v,), report) = self
+            .invoke::<(&wit::Member, &wit::Context), (Result<wit::Enrolment, wit::PluginError>,)>(
+                Hook::OnEnroll,
+                (member, ctx),
+            )?;
+        let limits = self.sandbox.limits();
+        self.finish(
+            Hook::OnEnroll,
+            v,
+            report,
+            |e| validate::enrolment(e, &self.tiers, ctx.now, limits),
+            convert::enrolment,
+        )
+    }
+
+    /// `on-event`: something happened.
+    pub fn on_event(
+        &self,
+        member: &wit::Member,
+        event: &wit::Event,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<domain::Outcome>>, HookError> {
+        let ((v,), report) = self.invoke::<
+            (&wit::Member, &wit::Event, &wit::Context),
+            (Result<wit::Outcome, wit::PluginError>,),
+        >(Hook::OnEvent, (member, event, ctx))?;
+        let limits = self.sandbox.limits();
+        self.finish(
+            Hook::OnEvent,
+            v,
+            report,
+            |o| validate::outcome(o, ctx.now, limits),
+            convert::outcome,
+        )
+    }
+
+    /// `evaluate-tier`: the member's tier now.
+    pub fn evaluate_tier(
+        &self,
+        member: &wit::Member,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<domain::TierDecision>>, HookError> {
+        let ((v,), report) = self.invoke::<
+            (&wit::Member, &wit::Context),
+            (Result<wit::TierDecision, wit::PluginError>,),
+        >(Hook::EvaluateTier, (member, ctx))?;
+        self.finish(
+            Hook::EvaluateTier,
+            v,
+            report,
+            |t| validate::tier_decision(t, &self.tiers),
+            convert::tier_decision,
+        )
+    }
+
+    /// `perks`: the member's entitlements.
+    pub fn perks(
+        &self,
+        member: &wit::Member,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<Vec<domain::Perk>>>, HookError> {
+        let ((v,), report) = self
+            .invoke::<(&wit::Member, &wit::Context), (Result<Vec<wit::Perk>, wit::PluginError>,)>(
+                Hook::Perks,
+                (member, ctx),
+            )?;
+        self.finish(
+            Hook::Perks,
+            v,
+            report,
+            |p| validate::perks(p, &self.perks),
+            |p| p.into_iter().map(convert::perk).collect(),
+        )
+    }
+
+    /// `offers`: what the member sees at `partner`.
+    pub fn offers(
+        &self,
+        member: &wit::Member,
+        partner: &str,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<Vec<domain::Offer>>>, HookError> {
+        let ((v,), report) = self.invoke::<
+            (&wit::Member, &str, &wit::Context),
+            (Result<Vec<wit::Offer>, wit::PluginError>,),
+        >(Hook::Offers, (member, partner, ctx))?;
+        self.finish(
+            Hook::Offers,
+            v,
+            report,
+            |o| validate::offers(o, partner),
+            |o| o.into_iter().map(convert::offer).collect(),
+        )
+    }
+
+    /// `quote-redemption`: a price, or a refusal.
+    pub fn quote_redemption(
+        &self,
+        member: &wit::Member,
+        request: &wit::RedemptionRequest,
+        ctx: &wit::Context,
+    ) -> Result<Called<Answer<domain::RedemptionAnswer>>, HookError> {
+        let ((v,), report) = self.invoke::<
+            (&wit::Member, &wit::RedemptionRequest, &wit::Context),
+            (Result<wit::RedemptionAnswer, wit::PluginError>,),
+        >(Hook::QuoteRedemption, (member, request, ctx))?;
+        self.finish(
+            Hook::QuoteRedemption,
+            v,
+            report,
+            validate::redemption_answer,
+            convert::redemption_answer,
+        )
+    }
+}
+
+/// Classify a failed call by the trap's type and what the store saw, never by text.
+fn classify(error: &wasmtime::Error, state: &CallState, limits: &super::Limits) -> Failure {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::OutOfFuel {
+            budget: limits.fuel,
+        },
+        Some(Trap::Interrupt) => Failure::Deadline {
+            limit: limits.deadline,
+        },
+        Some(Trap::StackOverflow) => Failure::StackOverflow {
+            limit: limits.stack_bytes,
+        },
+        // A guest denied memory aborts (Rust's allocation-failure handler traps).
+        _ if state.memory_denied => Failure::MemoryLimit {
+            limit: limits.memory_bytes,
+        },
+        Some(trap) => Failure::Trap {
+            trap: one_line(&trap.to_string()),
+            message: state.panic.as_deref().map(one_line),
+        },
+        None => Failure::Trap {
+            trap: one_line(&error.to_string()),
+            message: state.panic.as_deref().map(one_line),
+        },
+    }
+}
+
+/// Error lines are one line: a panic message's "at file:line:\nmessage" is joined.
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
