@@ -65,6 +65,9 @@ struct RunArgs {
     /// Print compact JSON instead of pretty JSON.
     #[arg(long)]
     compact: bool,
+    /// Print errors as one JSON object on standard error, with a stable `kind`.
+    #[arg(long)]
+    json_errors: bool,
 }
 
 fn main() -> ExitCode {
@@ -74,9 +77,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {message}");
-    ExitCode::from(code)
+/// Report a usage or input error (exit code 2), as JSON with `--json-errors`.
+fn usage_error(json: bool, message: impl std::fmt::Display) -> ExitCode {
+    if json {
+        let error =
+            serde_json::json!({ "error": { "kind": "usage", "message": message.to_string() } });
+        eprintln!("{error}");
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(2)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Result<T, String> {
@@ -96,8 +106,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf, what: &str) -> Resu
 fn run(args: RunArgs) -> ExitCode {
     let Some(hook) = Hook::from_name(&args.hook) else {
         let names: Vec<_> = Hook::ALL.iter().map(|h| h.name()).collect();
-        return fail(
-            2,
+        return usage_error(
+            args.json_errors,
             format!(
                 "unknown hook {:?}; hooks are: {}",
                 args.hook,
@@ -108,7 +118,7 @@ fn run(args: RunArgs) -> ExitCode {
     let mut input: RunInput = match &args.input {
         Some(p) => match read_json(p, "input") {
             Ok(i) => i,
-            Err(e) => return fail(2, e),
+            Err(e) => return usage_error(args.json_errors, e),
         },
         None => RunInput::default(),
     };
@@ -128,7 +138,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(())
     })();
     if let Err(e) = overrides {
-        return fail(2, e);
+        return usage_error(args.json_errors, e);
     }
     if args.partner.is_some() {
         input.partner = args.partner.clone();
@@ -139,7 +149,12 @@ fn run(args: RunArgs) -> ExitCode {
 
     let bytes = match std::fs::read(&args.plugin) {
         Ok(b) => b,
-        Err(e) => return fail(2, format!("cannot read {}: {e}", args.plugin.display())),
+        Err(e) => {
+            return usage_error(
+                args.json_errors,
+                format!("cannot read {}: {e}", args.plugin.display()),
+            );
+        }
     };
     let limits = Limits {
         fuel: args.fuel,
@@ -151,7 +166,10 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let sandbox = match Sandbox::new(limits) {
         Ok(s) => s,
-        Err(e) => return fail(1, e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let label = args
         .plugin
@@ -168,6 +186,13 @@ fn run(args: RunArgs) -> ExitCode {
             println!("{}", text.unwrap_or_default());
             ExitCode::SUCCESS
         }
-        Err(e) => fail(e.exit_code() as u8, e),
+        Err(e) if args.json_errors => {
+            eprintln!("{}", e.to_json());
+            ExitCode::from(e.exit_code() as u8)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
     }
 }

@@ -91,6 +91,44 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// The error as JSON: `{"error": {"kind", "message", "hook"?, "plugin"?, ...}}`,
+    /// with a stable `kind` (`invalid_input`, a load error's kind such as
+    /// `bad_exports`, or a hook failure's kind such as `out_of_fuel`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut e = serde_json::json!({ "message": self.to_string() });
+        match self {
+            RunError::Input(i) => {
+                e["kind"] = "invalid_input".into();
+                e["pointer"] = i.pointer.clone().into();
+            }
+            RunError::Load { label, error } => {
+                e["kind"] = error.kind().into();
+                e["plugin"] = label.clone().into();
+                match error {
+                    LoadError::BadExports { missing, mistyped } => {
+                        e["missing"] = serde_json::json!(missing);
+                        e["mistyped"] = serde_json::json!(mistyped);
+                    }
+                    LoadError::UnknownImport { name } => e["import"] = name.clone().into(),
+                    LoadError::Describe(f) => e["failure"] = f.kind().into(),
+                    _ => {}
+                }
+            }
+            RunError::Hook(h) => {
+                e["kind"] = h.failure.kind().into();
+                e["plugin"] = h.plugin.clone().into();
+                e["hook"] = h.hook.name().into();
+                if let crate::sandbox::Failure::Trap {
+                    message: Some(m), ..
+                } = &h.failure
+                {
+                    e["panic"] = m.clone().into();
+                }
+            }
+        }
+        serde_json::json!({ "error": e })
+    }
+
     /// The process exit code: 2 for bad input, 1 for a failing plugin.
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -1,1 +1,4 @@
-//! Black-box tests.
+//! Black-box tests: the real `loyalty` binary and real compiled plugins, driven from
+//! outside as a plugin author or a partner app would.
+
+mod runner;

@@ -1,1 +1,105 @@
-//! Shared helpers for the black-box tests.
+//! Shared helpers for the black-box tests: where the real `loyalty` binary and the
+//! compiled plugins are, and how to run the binary and read its JSON.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace root")
+        .to_path_buf()
+}
+
+/// The `loyalty` binary of the same build profile as this test (`LOYALTY_BIN`
+/// overrides). `cargo test --workspace` builds it.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("LOYALTY_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/blackbox-<hash> -> target/<profile>/loyalty
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable lives in target/<profile>/deps");
+    let bin = profile_dir.join("loyalty");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` so the host binary is built",
+        bin.display()
+    );
+    bin
+}
+
+/// A compiled plugin (`LOYALTY_PLUGIN_DIR` overrides `target/plugins`).
+pub fn plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("LOYALTY_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/plugins"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the plugins first with `plugins/build`",
+        path.display()
+    );
+    path
+}
+
+/// What one run of the binary gave.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output, parsed as JSON when it is JSON.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Standard output as JSON (panics with the output when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    /// The `--json-errors` error object from standard error.
+    pub fn error(&self) -> serde_json::Value {
+        let v: serde_json::Value = serde_json::from_str(self.stderr.trim())
+            .unwrap_or_else(|e| panic!("stderr is not a JSON error ({e}): {self:?}"));
+        v["error"].clone()
+    }
+}
+
+/// `loyalty run <plugin> <hook> --input - --compact --json-errors [extra...]` with
+/// `input` on standard input.
+pub fn run_hook(plugin_name: &str, hook: &str, input: &serde_json::Value, extra: &[&str]) -> Run {
+    let mut child = Command::new(binary())
+        .arg("run")
+        .arg(plugin(plugin_name))
+        .arg(hook)
+        .args(["--input", "-", "--compact", "--json-errors"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the loyalty binary");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write input");
+    let out = child
+        .wait_with_output()
+        .expect("wait for the loyalty binary");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

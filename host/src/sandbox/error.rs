@@ -117,6 +117,22 @@ pub enum Failure {
     },
 }
 
+impl Failure {
+    /// A stable machine-readable name for the failure's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::OutOfFuel { .. } => "out_of_fuel",
+            Failure::Deadline { .. } => "deadline",
+            Failure::MemoryLimit { .. } => "memory_limit",
+            Failure::StackOverflow { .. } => "stack_overflow",
+            Failure::Trap { .. } => "trap",
+            Failure::OutputTooLarge { .. } => "output_too_large",
+            Failure::InvalidOutput { .. } => "invalid_output",
+            Failure::Instantiation { .. } => "instantiation",
+        }
+    }
+}
+
 /// A failed hook call: which plugin, which hook, why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{plugin}: {hook} failed: {failure}")]
@@ -197,6 +213,24 @@ pub enum LoadError {
         /// Why.
         reason: String,
     },
+}
+
+impl LoadError {
+    /// A stable machine-readable name for the error's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LoadError::NotWasm => "not_wasm",
+            LoadError::TooLarge { .. } => "too_large",
+            LoadError::Componentize { .. } => "componentize",
+            LoadError::UnsupportedContract { .. } => "unsupported_contract",
+            LoadError::BadExports { .. } => "bad_exports",
+            LoadError::UnknownImport { .. } => "unknown_import",
+            LoadError::Compile { .. } => "compile",
+            LoadError::Describe(_) => "describe_failed",
+            LoadError::InvalidDescribe { .. } => "invalid_describe",
+            LoadError::Engine { .. } => "engine",
+        }
+    }
 }
 
 fn describe_exports(missing: &[String], mistyped: &[String]) -> String {

@@ -138,7 +138,7 @@ impl Sandbox {
 
 /// Turn a wit-bindgen core module into a component (it carries its own WIT in a custom
 /// section, which the encoder reads).
-pub(crate) fn componentize(module: &[u8]) -> Result<Vec<u8>, LoadError> {
+pub fn componentize(module: &[u8]) -> Result<Vec<u8>, LoadError> {
     let encoder = wit_component::ComponentEncoder::default()
         .module(module)
         .map_err(|e| LoadError::Componentize {

@@ -28,7 +28,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use call::{CallReport, Called, LogLine};
 pub use error::{Failure, Hook, HookError, LoadError};
-pub use load::CompiledPlugin;
+pub use load::{CompiledPlugin, componentize};
 use state::CallState;
 
 /// The contract versions this host can run.

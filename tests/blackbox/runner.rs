@@ -1,0 +1,199 @@
+//! The local runner (`loyalty run`) on every example and hostile plugin.
+
+use std::process::Command;
+
+use loyalty_tests::{binary, plugin, root, run_hook};
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_790_000_000; // 2026-09-21T13:46:40Z
+
+fn purchase(id: &str, minor: i64, currency: &str) -> Value {
+    json!({
+        "id": id, "occurred_at": NOW, "kind": "purchase",
+        "amount": { "minor": minor, "currency": currency },
+    })
+}
+
+fn credits(out: &Value) -> Vec<i64> {
+    out["result"]["ok"]["credits"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no credits in {out}"))
+        .iter()
+        .map(|c| c["points"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_readme_sample_flight_earns_4000_miles_at_platinum() {
+    let out = Command::new(binary())
+        .arg("run")
+        .arg(plugin("airline-miles"))
+        .arg("on-event")
+        .arg("--input")
+        .arg(root().join("plugins/samples/airline-flight.json"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["hook"], "on-event");
+    assert_eq!(credits(&v).iter().sum::<i64>(), 4_000, "{v}");
+    assert!(v["fuel_used"].as_u64().unwrap() > 0);
+    assert!(v["time_us"].as_u64().is_some());
+}
+
+#[test]
+fn describe_lists_each_example_programmes_tiers() {
+    for (name, first, last) in [
+        ("airline-miles", "member", "executive-platinum"),
+        ("coffee-stars", "green", "reserve"),
+        ("ride-hailing", "member", "platinum"),
+        ("retail-club", "bronze", "gold"),
+    ] {
+        let run = run_hook(name, "describe", &json!({}), &[]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let tiers = run.json()["result"]["ok"]["tiers"].clone();
+        let ids: Vec<&str> = tiers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids.first(), Some(&first), "{name}: {ids:?}");
+        assert_eq!(ids.last(), Some(&last), "{name}: {ids:?}");
+    }
+}
+
+/// Each hostile plugin, the hook that misbehaves, and the failure kind it must get.
+const HOSTILE: &[(&str, &str, &str)] = &[
+    ("hostile-infinite-loop", "on-event", "out_of_fuel"),
+    ("hostile-memory-bomb", "on-event", "memory_limit"),
+    ("hostile-deep-recursion", "on-event", "stack_overflow"),
+    ("hostile-trap", "on-event", "trap"),
+    ("hostile-trap", "perks", "trap"),
+    ("hostile-oversized-output", "on-event", "output_too_large"),
+    ("hostile-oversized-output", "perks", "output_too_large"),
+    ("hostile-invalid-output", "on-event", "invalid_output"),
+    ("hostile-invalid-output", "evaluate-tier", "invalid_output"),
+    ("hostile-invalid-output", "perks", "invalid_output"),
+    ("hostile-wrong-exports", "describe", "bad_exports"),
+    ("hostile-unknown-import", "on-event", "unknown_import"),
+];
+
+#[test]
+fn every_hostile_plugin_fails_with_its_own_kind_of_error() {
+    let input = json!({ "event": purchase("e-1", 1_000, "USD") });
+    for (name, hook, kind) in HOSTILE {
+        let run = run_hook(name, hook, &input, &[]);
+        assert_eq!(run.code, 1, "{name} {hook}: {run:?}");
+        let error = run.error();
+        assert_eq!(error["kind"], *kind, "{name} {hook}: {error}");
+        assert!(run.stdout.is_empty(), "no output on failure: {run:?}");
+    }
+}
+
+#[test]
+fn hook_failures_name_the_plugin_and_the_hook() {
+    let input = json!({ "event": purchase("e-1", 1_000, "USD") });
+    let run = run_hook("hostile-trap", "on-event", &input, &[]);
+    let error = run.error();
+    assert_eq!(error["hook"], "on-event");
+    assert_eq!(error["plugin"], "hostile-trap.wasm");
+    assert!(
+        error["panic"]
+            .as_str()
+            .unwrap()
+            .contains("made the plugin panic on purpose"),
+        "the guest's panic message is carried: {error}"
+    );
+}
+
+#[test]
+fn load_errors_say_which_export_or_import_is_wrong() {
+    let run = run_hook("hostile-wrong-exports", "describe", &json!({}), &[]);
+    let error = run.error();
+    assert_eq!(error["mistyped"], json!(["describe"]));
+    assert_eq!(error["missing"].as_array().unwrap().len(), 6, "{error}");
+
+    let run = run_hook("hostile-unknown-import", "describe", &json!({}), &[]);
+    assert_eq!(run.error()["import"], "evil:net/http@1.0.0");
+}
+
+#[test]
+fn without_fuel_limits_the_deadline_stops_an_infinite_loop() {
+    let input = json!({ "event": purchase("e-1", 1_000, "USD") });
+    let run = run_hook(
+        "hostile-infinite-loop",
+        "on-event",
+        &input,
+        &["--fuel", &u64::MAX.to_string(), "--deadline-ms", "50"],
+    );
+    assert_eq!(run.error()["kind"], "deadline", "{run:?}");
+}
+
+#[test]
+fn plain_errors_are_one_line_naming_the_hook_and_cause() {
+    for (name, hook, _) in HOSTILE {
+        let out = Command::new(binary())
+            .arg("run")
+            .arg(plugin(name))
+            .arg(hook)
+            .args(["--event", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(purchase("e-1", 1_000, "USD").to_string().as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn malformed_input_is_refused_with_the_field_that_is_wrong() {
+    let survey = json!({ "event": {
+        "id": "s-1", "occurred_at": NOW, "kind": "survey", "score": 11
+    }});
+    let run = run_hook("retail-club", "on-event", &survey, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.error()["kind"], "invalid_input");
+    assert_eq!(run.error()["pointer"], "/event/score");
+
+    let bad_currency = json!({ "event": purchase("e-1", 100, "usd") });
+    let run = run_hook("retail-club", "on-event", &bad_currency, &[]);
+    assert_eq!(run.error()["pointer"], "/event/amount/currency");
+
+    let no_event = json!({});
+    let run = run_hook("retail-club", "on-event", &no_event, &[]);
+    assert_eq!(run.error()["pointer"], "/event");
+}
+
+#[test]
+fn unknown_hooks_and_unreadable_input_exit_with_usage_errors() {
+    let run = run_hook("airline-miles", "on-purchase", &json!({}), &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let out = Command::new(binary())
+        .arg("run")
+        .arg(plugin("airline-miles"))
+        .arg("on-event")
+        .args(["--input", "/no/such/file.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let run = run_hook(
+        "airline-miles",
+        "on-event",
+        &json!({ "event": purchase("e", 1, "USD"), "surprise": true }),
+        &[],
+    );
+    assert_eq!(run.code, 2, "unknown input fields are refused: {run:?}");
+}
