@@ -477,3 +477,33 @@ pub struct PluginError {
     /// Message.
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_state_is_shown_as_json_and_binary_state_as_hex() {
+        let json_state = State(br#"{"rides":3}"#.to_vec());
+        assert_eq!(
+            serde_json::to_value(&json_state).unwrap(),
+            serde_json::json!({"rides": 3})
+        );
+        let binary = State(vec![0xff, 0x00, 0x10]);
+        let v = serde_json::to_value(&binary).unwrap();
+        assert_eq!(v, serde_json::json!({"bytes_hex": "ff0010"}));
+        assert_eq!(serde_json::from_value::<State>(v).unwrap(), binary);
+        assert_eq!(
+            serde_json::from_value::<State>(serde_json::Value::Null).unwrap(),
+            State::default()
+        );
+    }
+
+    #[test]
+    fn events_refuse_unknown_fields() {
+        let e = serde_json::from_value::<Event>(serde_json::json!({
+            "id": "e", "occurred_at": 1, "kind": "purchase", "colour": "red"
+        }));
+        assert!(e.is_err());
+    }
+}

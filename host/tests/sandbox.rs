@@ -382,3 +382,32 @@ fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
         a.join().expect("each hostile call failed cleanly");
     }
 }
+
+/// Regression: wit-component 0.254 panicked (slice out of range) componentizing a
+/// truncated core module; a hostile upload must get an error, not crash the host.
+#[test]
+fn truncated_or_corrupted_modules_are_errors_not_panics() {
+    let sandbox = sandbox();
+    let bytes = plugin_bytes("airline-miles");
+    for cut in [
+        8,
+        9,
+        64,
+        1_000,
+        bytes.len() / 3,
+        bytes.len() / 2,
+        bytes.len() - 1,
+    ] {
+        assert!(sandbox.load("cut", &bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    // Flip bytes at spread-out positions (deterministic): load answers, never panics.
+    let mut answered = 0;
+    for i in 0..150 {
+        let mut corrupt = bytes.clone();
+        let at = 8 + (i * 7_919) % (corrupt.len() - 8);
+        corrupt[at] ^= 0x5a;
+        let _ = sandbox.load("flipped", &corrupt);
+        answered += 1;
+    }
+    assert_eq!(answered, 150);
+}

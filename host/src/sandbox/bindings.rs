@@ -4,4 +4,5 @@
 wasmtime::component::bindgen!({
     path: "../sdk/wit",
     world: "program",
+    additional_derives: [PartialEq],
 });

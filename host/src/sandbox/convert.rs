@@ -354,3 +354,99 @@ pub fn plugin_error(e: wit::PluginError) -> domain::PluginError {
         message: e.message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(kind: &str) -> domain::Event {
+        serde_json::from_value(serde_json::json!({
+            "id": "e-1", "occurred_at": 0, "kind": kind,
+            "amount": { "minor": 100, "currency": "USD" }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn known_kinds_map_to_the_contracts_variants_and_others_are_custom() {
+        assert_eq!(
+            super::event(&event("purchase")).unwrap().kind,
+            wit::EventKind::Purchase
+        );
+        assert_eq!(
+            super::event(&event("check_in")).unwrap().kind,
+            wit::EventKind::CheckIn
+        );
+        assert_eq!(
+            super::event(&event("app-download")).unwrap().kind,
+            wit::EventKind::Custom("app-download".into())
+        );
+    }
+
+    #[test]
+    fn kind_specific_fields_are_required_and_named() {
+        assert_eq!(
+            super::event(&event("survey")).unwrap_err().pointer,
+            "/event/score"
+        );
+        assert_eq!(
+            super::event(&event("refund")).unwrap_err().pointer,
+            "/event/original_event"
+        );
+        assert_eq!(
+            super::event(&event("referral")).unwrap_err().pointer,
+            "/event/referee"
+        );
+        assert_eq!(
+            super::event(&event("partner_purchase"))
+                .unwrap_err()
+                .pointer,
+            "/event/partner"
+        );
+        assert_eq!(
+            super::event(&event("Not A Kind")).unwrap_err().pointer,
+            "/event/kind"
+        );
+        let mut survey = event("survey");
+        survey.score = Some(11);
+        assert_eq!(super::event(&survey).unwrap_err().pointer, "/event/score");
+        survey.score = Some(10);
+        assert_eq!(
+            super::event(&survey).unwrap().kind,
+            wit::EventKind::Survey(10)
+        );
+    }
+
+    #[test]
+    fn purchases_need_a_non_negative_amount_in_an_iso_currency() {
+        let mut e = event("purchase");
+        e.amount = None;
+        assert_eq!(super::event(&e).unwrap_err().pointer, "/event/amount");
+        e.amount = Some(domain::Money {
+            minor: -1,
+            currency: "USD".into(),
+        });
+        assert_eq!(super::event(&e).unwrap_err().pointer, "/event/amount/minor");
+        e.amount = Some(domain::Money {
+            minor: 1,
+            currency: "US".into(),
+        });
+        assert_eq!(
+            super::event(&e).unwrap_err().pointer,
+            "/event/amount/currency"
+        );
+    }
+
+    #[test]
+    fn birthdays_must_be_real_dates() {
+        assert_eq!(parse_date("2000-02-29").map(|d| d.day), Some(29));
+        assert!(parse_date("2001-02-29").is_none());
+        assert!(parse_date("2001-13-01").is_none());
+        assert!(parse_date("01-01-2001").is_none());
+        let m = domain::MemberSnapshot {
+            birthday: Some("1990-04-31".into()),
+            ..Default::default()
+        };
+        assert_eq!(member(&m).unwrap_err().pointer, "/member/birthday");
+    }
+}

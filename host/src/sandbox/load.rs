@@ -139,17 +139,29 @@ impl Sandbox {
 /// Turn a wit-bindgen core module into a component (it carries its own WIT in a custom
 /// section, which the encoder reads).
 pub fn componentize(module: &[u8]) -> Result<Vec<u8>, LoadError> {
-    let encoder = wit_component::ComponentEncoder::default()
-        .module(module)
+    // Validate first: wit-component assumes a well-formed module and can panic on a
+    // truncated one (seen with 0.254: a custom section running past the end).
+    wasmparser::Validator::new()
+        .validate_all(module)
         .map_err(|e| LoadError::Componentize {
-            reason: format!("{e:#}"),
+            reason: format!("invalid core module: {e}"),
         })?;
-    encoder
-        .validate(true)
-        .encode()
-        .map_err(|e| LoadError::Componentize {
+    // And never let an encoder bug in a hostile upload take the host down.
+    let encoded = std::panic::catch_unwind(|| {
+        wit_component::ComponentEncoder::default()
+            .module(module)?
+            .validate(true)
+            .encode()
+    });
+    match encoded {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(LoadError::Componentize {
             reason: format!("{e:#}"),
-        })
+        }),
+        Err(_) => Err(LoadError::Componentize {
+            reason: "the component encoder rejected the module".into(),
+        }),
+    }
 }
 
 fn check_imports(sandbox: &Sandbox, component: &Component) -> Result<(), LoadError> {

@@ -354,3 +354,79 @@ impl OutputSize for wit::RedemptionAnswer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credit(points: i64) -> wit::Credit {
+        wit::Credit {
+            points,
+            reason: "r".into(),
+            expires_at: None,
+            pending_until: None,
+            qualifying: false,
+        }
+    }
+
+    fn outcome(credits: Vec<wit::Credit>) -> wit::Outcome {
+        wit::Outcome {
+            credits,
+            state: None,
+            badges: vec![],
+            annotations: vec![],
+        }
+    }
+
+    #[test]
+    fn credits_must_be_positive_and_bounded() {
+        let l = Limits::default();
+        assert!(super::outcome(&outcome(vec![credit(1)]), 0, &l).is_ok());
+        assert!(super::outcome(&outcome(vec![credit(0)]), 0, &l).is_err());
+        assert!(super::outcome(&outcome(vec![credit(-5)]), 0, &l).is_err());
+        assert!(super::outcome(&outcome(vec![credit(MAX_CREDIT_POINTS + 1)]), 0, &l).is_err());
+        assert!(super::outcome(&outcome(vec![credit(1); MAX_CREDITS + 1]), 0, &l).is_err());
+    }
+
+    #[test]
+    fn expiry_must_be_in_the_future_and_after_pending() {
+        let l = Limits::default();
+        let mut c = credit(10);
+        c.expires_at = Some(100);
+        assert!(super::outcome(&outcome(vec![c.clone()]), 99, &l).is_ok());
+        assert!(super::outcome(&outcome(vec![c.clone()]), 100, &l).is_err());
+        c.pending_until = Some(100);
+        assert!(super::outcome(&outcome(vec![c]), 0, &l).is_err());
+    }
+
+    #[test]
+    fn state_over_the_cap_is_refused() {
+        let l = Limits {
+            state_bytes: 4,
+            ..Limits::default()
+        };
+        let mut o = outcome(vec![]);
+        o.state = Some(vec![0; 4]);
+        assert!(super::outcome(&o, 0, &l).is_ok());
+        o.state = Some(vec![0; 5]);
+        assert!(super::outcome(&o, 0, &l).is_err());
+    }
+
+    #[test]
+    fn ids_are_short_lower_case_slugs() {
+        assert!(valid_id("executive-platinum"));
+        assert!(valid_id("tier_2"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("Gold"));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn output_size_counts_strings_and_lists() {
+        let small = outcome(vec![credit(1)]);
+        let mut big = small.clone();
+        big.state = Some(vec![0; 10_000]);
+        assert!(big.output_size() >= small.output_size() + 10_000);
+    }
+}

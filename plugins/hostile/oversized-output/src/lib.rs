@@ -1,5 +1,6 @@
 //! Hostile test plugin: `on-event` returns a state blob of 8 MiB and `perks` returns
-//! 100,000 perks — far over the host's output cap, though within its memory cap.
+//! 2,000 perks with kilobyte names — far over the host's output cap, though within its
+//! memory cap and fuel budget.
 
 use loyalty_sdk::prelude::*;
 
@@ -18,8 +19,9 @@ impl Program for OversizedOutput {
     }
 
     fn perks(_member: &Member, _ctx: &Context) -> Result<Vec<Perk>, PluginError> {
-        Ok((0..100_000)
-            .map(|i| Perk::new("perk", "a perk", i.to_string()))
+        let name = "x".repeat(1_000);
+        Ok((0..2_000)
+            .map(|i| Perk::new("perk", name.clone(), i.to_string()))
             .collect())
     }
 }
