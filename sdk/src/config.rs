@@ -21,6 +21,14 @@ impl Context {
         } else {
             self.config.as_str()
         };
+        // Serde reads a JSON array into a struct's fields in order; a config is an
+        // object, so anything else is refused before it can be misread.
+        if !text.trim_start().starts_with('{') {
+            return Err(PluginError::new(
+                INVALID_CONFIG,
+                "invalid programme config: must be a JSON object",
+            ));
+        }
         serde_json::from_str(text)
             .map_err(|e| PluginError::new(INVALID_CONFIG, format!("invalid programme config: {e}")))
     }
@@ -107,6 +115,14 @@ mod tests {
         assert_eq!(err.code, INVALID_CONFIG);
         assert!(err.message.contains("expected u32"), "{}", err.message);
         assert!(err.message.contains("column"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_config_that_is_not_an_object_is_refused() {
+        for text in ["[5, \"x\"]", "5", "\"text\"", "null"] {
+            let err = context(0, text).config::<Config>().unwrap_err();
+            assert_eq!(err.code, INVALID_CONFIG, "{text}");
+        }
     }
 
     #[test]

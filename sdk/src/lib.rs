@@ -98,6 +98,8 @@
 //! (the repository's `plugins/build` script does this for you, whichever toolchain the
 //! machine has) and run it with the host's local runner: `loyalty run plugin.wasm on-event ...`.
 
+#[cfg(all(target_arch = "wasm32", feature = "arena-allocator"))]
+pub mod arena;
 pub mod builders;
 mod config;
 pub mod money;
