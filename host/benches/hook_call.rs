@@ -1,0 +1,135 @@
+//! A fresh sandboxed instance plus one realistic hook call, against the same plugin
+//! code called natively, in the same run.
+//!
+//! `cargo bench -p loyalty-host --bench hook_call` (plugins built first with
+//! `plugins/build`). The hook is the airline programme's `on-event` for a purchase of
+//! three line items (fare, carrier surcharge, tax) by a Platinum member.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use loyalty_host::domain;
+use loyalty_host::sandbox::bindings::loyalty::program::types as wit;
+use loyalty_host::sandbox::{Limits, Sandbox, convert};
+use loyalty_sdk::Program;
+
+const NOW: i64 = 1_790_000_000;
+
+fn event_json() -> serde_json::Value {
+    serde_json::json!({
+        "id": "pnr-7KQ2XD", "occurred_at": NOW, "kind": "purchase",
+        "amount": { "minor": 61_240, "currency": "USD" },
+        "items": [
+            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
+            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
+            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
+        ],
+        "channel": "online", "payment": "card",
+        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
+    })
+}
+
+fn member_json() -> serde_json::Value {
+    serde_json::json!({
+        "id": "m-1001", "enrolled_at": 1_735_689_600, "tier": "platinum", "balance": 52_000,
+        "stats": { "calendar_year": { "qualifying_points": 81_200, "purchases": 14 } }
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bytes = std::fs::read(root.join("target/plugins/airline-miles.wasm"))
+        .expect("build the plugins first: plugins/build");
+    let sandbox = Sandbox::new(Limits::default()).unwrap();
+    let plugin = sandbox.load("airline-miles", &bytes).unwrap();
+
+    let member: domain::MemberSnapshot = serde_json::from_value(member_json()).unwrap();
+    let event: domain::Event = serde_json::from_value(event_json()).unwrap();
+    let wit_member = convert::member(&member).unwrap();
+    let wit_event = convert::event(&event).unwrap();
+    let wit_ctx = wit::Context {
+        merchant: "acme".into(),
+        now: NOW,
+        config: "{}".into(),
+        currency: "USD".into(),
+    };
+
+    // The same values as the SDK's types, for the native call.
+    let sdk_member = sdk_member(&wit_member);
+    let sdk_event = sdk_event(&wit_event);
+    let sdk_ctx = loyalty_sdk::testing::context(NOW, "{}");
+
+    let native = airline_miles::Plugin::on_event(&sdk_member, &sdk_event, &sdk_ctx).unwrap();
+    let sandboxed = plugin.on_event(&wit_member, &wit_event, &wit_ctx).unwrap();
+    assert_eq!(
+        native.points(),
+        sandboxed
+            .value
+            .as_ref()
+            .unwrap()
+            .credits
+            .iter()
+            .map(|c| c.points)
+            .sum::<i64>(),
+        "native and sandboxed agree"
+    );
+
+    let mut group = c.benchmark_group("airline on-event");
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            airline_miles::Plugin::on_event(
+                black_box(&sdk_member),
+                black_box(&sdk_event),
+                black_box(&sdk_ctx),
+            )
+        })
+    });
+    group.bench_function("sandboxed (fresh instance + call)", |b| {
+        b.iter(|| {
+            plugin.on_event(
+                black_box(&wit_member),
+                black_box(&wit_event),
+                black_box(&wit_ctx),
+            )
+        })
+    });
+    group.finish();
+}
+
+fn sdk_member(m: &wit::Member) -> loyalty_sdk::Member {
+    let mut s = loyalty_sdk::testing::member(&m.id);
+    s.enrolled_at = m.enrolled_at;
+    s.tier = m.tier.clone();
+    s.balance = m.balance;
+    s.stats.calendar_year.qualifying_points = m.stats.calendar_year.qualifying_points;
+    s.stats.calendar_year.purchases = m.stats.calendar_year.purchases;
+    s
+}
+
+fn sdk_event(e: &wit::Event) -> loyalty_sdk::Event {
+    let mut s = loyalty_sdk::testing::purchase(&e.id, 61_240, "USD", e.occurred_at);
+    s.items = e
+        .items
+        .iter()
+        .map(|i| loyalty_sdk::LineItem {
+            sku: i.sku.clone(),
+            category: i.category.clone(),
+            quantity: i.quantity,
+            amount: i.amount,
+        })
+        .collect();
+    s.channel = loyalty_sdk::Channel::Online;
+    s.attributes = e
+        .attributes
+        .iter()
+        .map(|a| loyalty_sdk::Attribute {
+            key: a.key.clone(),
+            value: a.value.clone(),
+        })
+        .collect();
+    s
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
