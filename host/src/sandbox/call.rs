@@ -4,10 +4,13 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use wasmtime::component::{ComponentNamedList, Lift, Lower};
 use wasmtime::{Store, Trap};
 
 use super::bindings::loyalty::program::types as wit;
+use super::bindings::{
+    CheckedHook, DescribeSig, EvaluateTierSig, OffersSig, OnEnrollSig, OnEventSig, PerksSig,
+    QuoteRedemptionSig, Signature,
+};
 use super::convert;
 use super::error::{Failure, Hook, HookError};
 use super::load::CompiledPlugin;
@@ -82,12 +85,12 @@ impl CompiledPlugin {
         }
     }
 
-    /// Instantiate, call `hook` with `params`, and hand back the raw result.
-    fn invoke<P, R>(&self, hook: Hook, params: P) -> Result<(R, CallReport), HookError>
-    where
-        P: ComponentNamedList + Lower,
-        R: ComponentNamedList + Lift,
-    {
+    /// Instantiate, call hook `S` with `params`, and hand back the raw result.
+    fn invoke<'a, S: Signature>(
+        &self,
+        params: S::Params<'a>,
+    ) -> Result<(S::Results, CallReport), HookError> {
+        let hook = S::HOOK;
         let limits = self.sandbox.limits();
         let started = Instant::now();
         let mut store = self.sandbox.new_store(limits.fuel);
@@ -102,17 +105,17 @@ impl CompiledPlugin {
             self.fail(hook, failure)
         })?;
         let func = instance
-            .get_typed_func::<P, R>(&mut store, self.exports.get(hook))
-            .map_err(|e| {
-                // Typechecked at load; reaching this means a host bug, reported as such.
+            .get_func(&mut store, self.exports.get(hook))
+            .ok_or_else(|| {
+                // Looked up at load; reaching this means a host bug, reported as such.
                 self.fail(
                     hook,
                     Failure::Instantiation {
-                        reason: e.to_string(),
+                        reason: format!("export {hook} vanished"),
                     },
                 )
             })?;
-        let result = func.call(&mut store, params);
+        let result = CheckedHook::typed::<S>(func).call(&mut store, params);
         let fuel_left = store.get_fuel().unwrap_or(0);
         let data = store.data();
         let report = CallReport {
@@ -169,7 +172,7 @@ impl CompiledPlugin {
 
     /// `describe`: what the programme is.
     pub(crate) fn call_describe(&self) -> Result<Called<wit::ProgramInfo>, HookError> {
-        let ((info,), report) = self.invoke::<(), (wit::ProgramInfo,)>(Hook::Describe, ())?;
+        let ((info,), report) = self.invoke::<DescribeSig>(())?;
         let size = info.output_size();
         let limit = self.sandbox.limits().output_bytes;
         if size > limit {
@@ -187,11 +190,7 @@ impl CompiledPlugin {
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::Enrolment>>, HookError> {
-        let ((v,), report) = self
-            .invoke::<(&wit::Member, &wit::Context), (Result<wit::Enrolment, wit::PluginError>,)>(
-                Hook::OnEnroll,
-                (member, ctx),
-            )?;
+        let ((v,), report) = self.invoke::<OnEnrollSig>((member, ctx))?;
         let limits = self.sandbox.limits();
         self.finish(
             Hook::OnEnroll,
@@ -209,10 +208,7 @@ impl CompiledPlugin {
         event: &wit::Event,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::Outcome>>, HookError> {
-        let ((v,), report) = self.invoke::<
-            (&wit::Member, &wit::Event, &wit::Context),
-            (Result<wit::Outcome, wit::PluginError>,),
-        >(Hook::OnEvent, (member, event, ctx))?;
+        let ((v,), report) = self.invoke::<OnEventSig>((member, event, ctx))?;
         let limits = self.sandbox.limits();
         self.finish(
             Hook::OnEvent,
@@ -229,10 +225,7 @@ impl CompiledPlugin {
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::TierDecision>>, HookError> {
-        let ((v,), report) = self.invoke::<
-            (&wit::Member, &wit::Context),
-            (Result<wit::TierDecision, wit::PluginError>,),
-        >(Hook::EvaluateTier, (member, ctx))?;
+        let ((v,), report) = self.invoke::<EvaluateTierSig>((member, ctx))?;
         self.finish(
             Hook::EvaluateTier,
             v,
@@ -248,11 +241,7 @@ impl CompiledPlugin {
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<Vec<domain::Perk>>>, HookError> {
-        let ((v,), report) = self
-            .invoke::<(&wit::Member, &wit::Context), (Result<Vec<wit::Perk>, wit::PluginError>,)>(
-                Hook::Perks,
-                (member, ctx),
-            )?;
+        let ((v,), report) = self.invoke::<PerksSig>((member, ctx))?;
         self.finish(
             Hook::Perks,
             v,
@@ -269,10 +258,7 @@ impl CompiledPlugin {
         partner: &str,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<Vec<domain::Offer>>>, HookError> {
-        let ((v,), report) = self.invoke::<
-            (&wit::Member, &str, &wit::Context),
-            (Result<Vec<wit::Offer>, wit::PluginError>,),
-        >(Hook::Offers, (member, partner, ctx))?;
+        let ((v,), report) = self.invoke::<OffersSig>((member, partner, ctx))?;
         self.finish(
             Hook::Offers,
             v,
@@ -289,10 +275,7 @@ impl CompiledPlugin {
         request: &wit::RedemptionRequest,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::RedemptionAnswer>>, HookError> {
-        let ((v,), report) = self.invoke::<
-            (&wit::Member, &wit::RedemptionRequest, &wit::Context),
-            (Result<wit::RedemptionAnswer, wit::PluginError>,),
-        >(Hook::QuoteRedemption, (member, request, ctx))?;
+        let ((v,), report) = self.invoke::<QuoteRedemptionSig>((member, request, ctx))?;
         self.finish(
             Hook::QuoteRedemption,
             v,

@@ -300,40 +300,22 @@ fn typecheck(
     hook: Hook,
     index: &ComponentExportIndex,
 ) -> bool {
-    use wit::{
-        Context, Enrolment, Event, Member, Offer, Outcome, Perk, PluginError, ProgramInfo,
-        RedemptionAnswer, RedemptionRequest, TierDecision,
+    use super::bindings::{
+        CheckedHook, DescribeSig, EvaluateTierSig, OffersSig, OnEnrollSig, OnEventSig, PerksSig,
+        QuoteRedemptionSig,
     };
-    let s = &mut *store;
+    let Some(func) = instance.get_func(&mut *store, index) else {
+        return false;
+    };
+    let s = &*store;
     match hook {
-        Hook::Describe => instance
-            .get_typed_func::<(), (ProgramInfo,)>(s, index)
-            .is_ok(),
-        Hook::OnEnroll => instance
-            .get_typed_func::<(&Member, &Context), (Result<Enrolment, PluginError>,)>(s, index)
-            .is_ok(),
-        Hook::OnEvent => instance
-            .get_typed_func::<(&Member, &Event, &Context), (Result<Outcome, PluginError>,)>(
-                s, index,
-            )
-            .is_ok(),
-        Hook::EvaluateTier => instance
-            .get_typed_func::<(&Member, &Context), (Result<TierDecision, PluginError>,)>(s, index)
-            .is_ok(),
-        Hook::Perks => instance
-            .get_typed_func::<(&Member, &Context), (Result<Vec<Perk>, PluginError>,)>(s, index)
-            .is_ok(),
-        Hook::Offers => instance
-            .get_typed_func::<(&Member, &str, &Context), (Result<Vec<Offer>, PluginError>,)>(
-                s, index,
-            )
-            .is_ok(),
-        Hook::QuoteRedemption => instance
-            .get_typed_func::<
-                (&Member, &RedemptionRequest, &Context),
-                (Result<RedemptionAnswer, PluginError>,),
-            >(s, index)
-            .is_ok(),
+        Hook::Describe => CheckedHook::check::<DescribeSig>(s, &func),
+        Hook::OnEnroll => CheckedHook::check::<OnEnrollSig>(s, &func),
+        Hook::OnEvent => CheckedHook::check::<OnEventSig>(s, &func),
+        Hook::EvaluateTier => CheckedHook::check::<EvaluateTierSig>(s, &func),
+        Hook::Perks => CheckedHook::check::<PerksSig>(s, &func),
+        Hook::Offers => CheckedHook::check::<OffersSig>(s, &func),
+        Hook::QuoteRedemption => CheckedHook::check::<QuoteRedemptionSig>(s, &func),
     }
 }
 
