@@ -7,9 +7,14 @@
 //!   the JSON shape the runner, the API and storage use. Pure data.
 //! - [`sandbox`]: the wasmtime engine, plugin loading and validation, and one fresh
 //!   limited instance per hook call, with typed failures.
+//! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
+//!   activation and rollback, and the on-disk cache of compiled artefacts.
+//! - [`storage`]: the one storage interface and its sled implementation.
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
 pub mod domain;
+pub mod registry;
 pub mod runner;
 pub mod sandbox;
+pub mod storage;

@@ -3,28 +3,14 @@
 //!
 //! Needs the plugins built: `plugins/build` (the README's test command does it).
 
-use std::path::PathBuf;
+mod common;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use loyalty_host::domain;
-use loyalty_host::sandbox::bindings::loyalty::program::types as wit;
-use loyalty_host::sandbox::convert;
+use common::{ctx, member, plugin_bytes, purchase};
 use loyalty_host::sandbox::{CompiledPlugin, Failure, Limits, LoadError, Sandbox, componentize};
-
-fn plugin_bytes(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("LOYALTY_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}); build the plugins first with `plugins/build`",
-            path.display()
-        )
-    })
-}
 
 fn sandbox() -> Sandbox {
     Sandbox::new(Limits {
@@ -38,53 +24,6 @@ fn load(sandbox: &Sandbox, name: &str) -> CompiledPlugin {
     sandbox
         .load(name, &plugin_bytes(name))
         .unwrap_or_else(|e| panic!("{name} should load: {e}"))
-}
-
-const NOW: i64 = 1_790_000_000; // 2026-09-21
-
-fn member() -> wit::Member {
-    convert::member(&domain::MemberSnapshot {
-        id: "m-1".into(),
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn ctx(config: &str) -> wit::Context {
-    wit::Context {
-        merchant: "acme".into(),
-        now: NOW,
-        config: config.into(),
-        currency: "USD".into(),
-    }
-}
-
-fn purchase(minor: i64) -> wit::Event {
-    convert::event(&domain::Event {
-        id: "e-1".into(),
-        occurred_at: NOW,
-        kind: "purchase".into(),
-        amount: Some(domain::Money {
-            minor,
-            currency: "USD".into(),
-        }),
-        items: vec![domain::LineItem {
-            sku: "JFK-LAX".into(),
-            category: "fare".into(),
-            quantity: 1,
-            amount: minor,
-        }],
-        channel: domain::Channel::Online,
-        payment: Some(domain::PaymentMethod::Card),
-        store: None,
-        partner: None,
-        original_event: None,
-        full: None,
-        score: None,
-        referee: None,
-        attributes: Default::default(),
-    })
-    .unwrap()
 }
 
 fn on_event_failure(sandbox: &Sandbox, name: &str) -> Failure {

@@ -30,6 +30,7 @@ pub use call::{CallReport, Called, LogLine};
 pub use error::{Failure, Hook, HookError, LoadError};
 pub use load::{CompiledPlugin, componentize};
 use state::CallState;
+pub use validate::valid_id;
 
 /// The contract versions this host can run.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.0.0"];

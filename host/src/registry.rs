@@ -1,0 +1,444 @@
+//! The plugin registry: merchants' programme versions, persisted, compiled once.
+//!
+//! - Upload validates a plugin (through [`Sandbox::load`]: wasm, contract version,
+//!   exports, imports, size, compilation, `describe`) and also checks that its config
+//!   schema is a valid JSON Schema that accepts its own default config. A version is
+//!   immutable and content-addressed: its id is the SHA-256 of the uploaded bytes, so
+//!   uploading the same plugin twice gives the same version.
+//! - A merchant activates one version; rolling back activates the one active before.
+//!   Activation swaps an `Arc`: calls in flight hold the version they started with.
+//! - Versions, their component bytes and the activation history live in [`Storage`];
+//!   compiled artefacts are cached on disk in a directory named for the engine's
+//!   configuration and wasmtime version, so a restart does not recompile and an
+//!   artefact from another engine is never loaded.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use crate::domain::{ProgramInfo, Timestamp};
+use crate::sandbox::{CompiledPlugin, LoadError, Sandbox, componentize, valid_id};
+use crate::storage::{Batch, Key, Space, Storage, StorageError};
+
+mod cache;
+
+pub use cache::ArtifactCache;
+
+/// One uploaded version of a merchant's programme.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    /// The version id: SHA-256 of the uploaded bytes, hex.
+    pub version: String,
+    /// When it was uploaded.
+    pub uploaded_at: Timestamp,
+    /// Size of the upload in bytes.
+    pub size: usize,
+    /// Whether the upload was a component or a core module the host componentized.
+    pub source: SourceKind,
+    /// What `describe` returned.
+    pub program: ProgramInfo,
+}
+
+/// What was uploaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A WebAssembly component.
+    Component,
+    /// A core module built with wit-bindgen, componentized at upload.
+    CoreModule,
+}
+
+/// One entry of a merchant's activation history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activation {
+    /// The version activated.
+    pub version: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// The active version and its compiled plugin. Calls hold an `Arc` of this for their
+/// whole duration, so an activation never changes a call midway.
+pub struct ActivePlugin {
+    /// The version id.
+    pub version: String,
+    /// The compiled, pre-linked plugin.
+    pub plugin: CompiledPlugin,
+}
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The merchant id is not a valid id.
+    #[error("invalid merchant id {0:?}")]
+    InvalidMerchant(String),
+    /// The plugin was refused.
+    #[error("{0}")]
+    Invalid(#[from] LoadError),
+    /// No such version for this merchant.
+    #[error("merchant {merchant} has no plugin version {version}")]
+    UnknownVersion {
+        /// The merchant.
+        merchant: String,
+        /// The version asked for.
+        version: String,
+    },
+    /// Nothing earlier to roll back to.
+    #[error("merchant {0} has no earlier active version to roll back to")]
+    NothingToRollBack(String),
+    /// Storage failed.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+}
+
+/// The registry (see the module docs). Cheap to share behind an `Arc`.
+pub struct Registry {
+    sandbox: Sandbox,
+    storage: Arc<dyn Storage>,
+    cache: ArtifactCache,
+    // A std RwLock: held only to clone or replace an Arc, never across I/O or awaits.
+    active: RwLock<HashMap<String, Arc<ActivePlugin>>>,
+    // Compiled versions that are not active (for activation and simulation); the
+    // mutex serialises compiles of the same version.
+    compiled: Mutex<HashMap<(String, String), CompiledPlugin>>,
+    stats: Stats,
+}
+
+/// How the registry got its compiled plugins since it opened.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Components compiled from wasm (at upload, or when no usable cache entry existed).
+    pub compiled: AtomicU64,
+    /// Components loaded from the on-disk artefact cache.
+    pub from_cache: AtomicU64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct ActiveRecord {
+    history: Vec<Activation>,
+}
+
+fn version_key(merchant: &str, version: &str) -> Key {
+    Key::merchant(merchant, &[version.as_bytes()])
+}
+
+fn check_merchant(merchant: &str) -> Result<(), RegistryError> {
+    if valid_id(merchant) {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidMerchant(merchant.to_string()))
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StorageError::Backend(format!("corrupt registry record: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Plain data structs always serialise.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// The version id of uploaded bytes.
+pub fn version_id(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Check the programme's config schema is a JSON Schema that accepts its default.
+fn check_config_schema(info: &ProgramInfo) -> Result<(), LoadError> {
+    let invalid = |reason: String| LoadError::InvalidDescribe { reason };
+    let validator = jsonschema::validator_for(&info.config_schema)
+        .map_err(|e| invalid(format!("config-schema is not a valid JSON Schema: {e}")))?;
+    if let Some(error) = validator.iter_errors(&info.default_config).next() {
+        return Err(invalid(format!(
+            "default-config does not satisfy config-schema at {:?}: {error}",
+            error.instance_path().to_string()
+        )));
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Open the registry on `storage`, caching compiled artefacts under `cache_dir`,
+    /// and load every merchant's active version.
+    pub fn open(
+        sandbox: Sandbox,
+        storage: Arc<dyn Storage>,
+        cache_dir: &Path,
+    ) -> Result<Registry, RegistryError> {
+        let cache = ArtifactCache::new(cache_dir, sandbox.engine())
+            .map_err(|e| StorageError::Backend(format!("compiled-artefact cache: {e}")))?;
+        let registry = Registry {
+            sandbox,
+            storage,
+            cache,
+            active: RwLock::new(HashMap::new()),
+            compiled: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+        };
+        let mut active = HashMap::new();
+        for merchant in registry.storage.merchants(Space::PluginActive)? {
+            let record = registry.active_record(&merchant)?;
+            if let Some(last) = record.history.last() {
+                let plugin = registry.compile(&merchant, &last.version)?;
+                active.insert(
+                    merchant.clone(),
+                    Arc::new(ActivePlugin {
+                        version: last.version.clone(),
+                        plugin,
+                    }),
+                );
+            }
+        }
+        *registry.active.write().unwrap_or_else(|e| e.into_inner()) = active;
+        Ok(registry)
+    }
+
+    /// The sandbox plugins run in.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Compile and cache counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The compiled-artefact cache.
+    pub fn cache(&self) -> &ArtifactCache {
+        &self.cache
+    }
+
+    /// Validate and store a new version (or return the existing one for the same
+    /// bytes). Does not activate it.
+    pub fn upload(
+        &self,
+        merchant: &str,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<VersionInfo, RegistryError> {
+        check_merchant(merchant)?;
+        let version = version_id(bytes);
+        if let Some(existing) = self.version(merchant, &version)? {
+            return Ok(existing);
+        }
+        let label = format!("merchant {merchant}, version {}", &version[..12]);
+        // Size is checked before anything else touches the bytes.
+        let limit = self.sandbox.limits().plugin_bytes;
+        if bytes.len() > limit {
+            return Err(LoadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            }
+            .into());
+        }
+        let (component_bytes, source) = if bytes.starts_with(b"\0asm") && bytes.get(4) == Some(&1) {
+            (componentize(bytes)?, SourceKind::CoreModule)
+        } else {
+            (bytes.to_vec(), SourceKind::Component)
+        };
+        let plugin = self.sandbox.load(&label, &component_bytes)?;
+        self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+        check_config_schema(plugin.info())?;
+        let info = VersionInfo {
+            version: version.clone(),
+            uploaded_at: now,
+            size: bytes.len(),
+            source,
+            program: plugin.info().clone(),
+        };
+        self.cache.store(&version, plugin.component());
+        let mut batch = Batch::new();
+        batch
+            .put(
+                Space::PluginBlobs,
+                version_key(merchant, &version),
+                component_bytes,
+            )
+            .put(
+                Space::PluginVersions,
+                version_key(merchant, &version),
+                encode(&info),
+            );
+        self.storage.apply(batch)?;
+        self.storage.flush()?;
+        self.compiled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((merchant.to_string(), version), plugin);
+        tracing::info!(merchant, version = %info.version, program = %info.program.name, "plugin version uploaded");
+        Ok(info)
+    }
+
+    /// One version's metadata.
+    pub fn version(
+        &self,
+        merchant: &str,
+        version: &str,
+    ) -> Result<Option<VersionInfo>, RegistryError> {
+        check_merchant(merchant)?;
+        match self
+            .storage
+            .get(Space::PluginVersions, &version_key(merchant, version))?
+        {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every version of a merchant, oldest upload first.
+    pub fn versions(&self, merchant: &str) -> Result<Vec<VersionInfo>, RegistryError> {
+        check_merchant(merchant)?;
+        let mut out: Vec<VersionInfo> = self
+            .storage
+            .scan(Space::PluginVersions, merchant, &[])?
+            .into_iter()
+            .map(|(_, v)| decode(&v))
+            .collect::<Result<_, _>>()?;
+        out.sort_by(|a, b| (a.uploaded_at, &a.version).cmp(&(b.uploaded_at, &b.version)));
+        Ok(out)
+    }
+
+    /// The activation history of a merchant, oldest first.
+    pub fn history(&self, merchant: &str) -> Result<Vec<Activation>, RegistryError> {
+        check_merchant(merchant)?;
+        Ok(self.active_record(merchant)?.history)
+    }
+
+    fn active_record(&self, merchant: &str) -> Result<ActiveRecord, RegistryError> {
+        Ok(
+            match self
+                .storage
+                .get(Space::PluginActive, &Key::merchant(merchant, &[]))?
+            {
+                Some(bytes) => decode(&bytes)?,
+                None => ActiveRecord::default(),
+            },
+        )
+    }
+
+    /// The compiled plugin for a stored version: from memory, the on-disk cache, or
+    /// compiled from the stored component bytes (and then cached).
+    pub fn compile(&self, merchant: &str, version: &str) -> Result<CompiledPlugin, RegistryError> {
+        check_merchant(merchant)?;
+        let key = (merchant.to_string(), version.to_string());
+        let mut compiled = self.compiled.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = compiled.get(&key) {
+            return Ok(p.clone());
+        }
+        let label = format!(
+            "merchant {merchant}, version {}",
+            &version[..version.len().min(12)]
+        );
+        let component: Component = match self.cache.load(version) {
+            Some(c) => {
+                self.stats.from_cache.fetch_add(1, Ordering::Relaxed);
+                c
+            }
+            None => {
+                let bytes = self
+                    .storage
+                    .get(Space::PluginBlobs, &version_key(merchant, version))?
+                    .ok_or_else(|| RegistryError::UnknownVersion {
+                        merchant: merchant.to_string(),
+                        version: version.to_string(),
+                    })?;
+                let component = Component::new(self.sandbox.engine(), &bytes).map_err(|e| {
+                    LoadError::Compile {
+                        reason: e.to_string(),
+                    }
+                })?;
+                self.stats.compiled.fetch_add(1, Ordering::Relaxed);
+                self.cache.store(version, &component);
+                component
+            }
+        };
+        let plugin = self.sandbox.from_component(&label, component)?;
+        compiled.insert(key, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Make `version` the merchant's active programme. Calls in flight finish on the
+    /// version they started with.
+    pub fn activate(
+        &self,
+        merchant: &str,
+        version: &str,
+        now: Timestamp,
+    ) -> Result<VersionInfo, RegistryError> {
+        let info =
+            self.version(merchant, version)?
+                .ok_or_else(|| RegistryError::UnknownVersion {
+                    merchant: merchant.to_string(),
+                    version: version.to_string(),
+                })?;
+        let plugin = self.compile(merchant, version)?;
+        let mut record = self.active_record(merchant)?;
+        record.history.push(Activation {
+            version: version.to_string(),
+            at: now,
+        });
+        let mut batch = Batch::new();
+        batch.put(
+            Space::PluginActive,
+            Key::merchant(merchant, &[]),
+            encode(&record),
+        );
+        // Durable before the swap: a restart never forgets an activation it reported.
+        self.storage.apply(batch)?;
+        self.storage.flush()?;
+        self.active
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                merchant.to_string(),
+                Arc::new(ActivePlugin {
+                    version: version.to_string(),
+                    plugin,
+                }),
+            );
+        tracing::info!(merchant, version, "plugin version activated");
+        Ok(info)
+    }
+
+    /// Activate the version that was active before the current one.
+    pub fn rollback(&self, merchant: &str, now: Timestamp) -> Result<VersionInfo, RegistryError> {
+        check_merchant(merchant)?;
+        let record = self.active_record(merchant)?;
+        let current = record.history.last().map(|a| a.version.clone());
+        let previous = record
+            .history
+            .iter()
+            .rev()
+            .map(|a| &a.version)
+            .find(|v| Some(*v) != current.as_ref())
+            .cloned()
+            .ok_or_else(|| RegistryError::NothingToRollBack(merchant.to_string()))?;
+        self.activate(merchant, &previous, now)
+    }
+
+    /// The merchant's active programme, if any.
+    pub fn active(&self, merchant: &str) -> Option<Arc<ActivePlugin>> {
+        self.active
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(merchant)
+            .cloned()
+    }
+}
+
+/// Where a data directory keeps its compiled artefacts.
+pub fn cache_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("compiled")
+}

@@ -1,0 +1,56 @@
+//! Helpers shared by the host's integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use loyalty_host::domain;
+use loyalty_host::sandbox::bindings::loyalty::program::types as wit;
+use loyalty_host::sandbox::convert;
+
+/// A compiled plugin's bytes (`LOYALTY_PLUGIN_DIR` overrides `target/plugins`).
+pub fn plugin_bytes(name: &str) -> Vec<u8> {
+    let dir = std::env::var_os("LOYALTY_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
+    let path = dir.join(format!("{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{} is missing ({e}); build the plugins first with `plugins/build`",
+            path.display()
+        )
+    })
+}
+
+/// 2026-09-21T13:46:40Z.
+pub const NOW: i64 = 1_790_000_000;
+
+/// A member with nothing yet.
+pub fn member() -> wit::Member {
+    convert::member(&domain::MemberSnapshot {
+        id: "m-1".into(),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+/// A context for merchant "acme" at NOW in USD.
+pub fn ctx(config: &str) -> wit::Context {
+    wit::Context {
+        merchant: "acme".into(),
+        now: NOW,
+        config: config.into(),
+        currency: "USD".into(),
+    }
+}
+
+/// A card purchase of `minor` cents of airfare, at NOW.
+pub fn purchase(minor: i64) -> wit::Event {
+    let e: domain::Event = serde_json::from_value(serde_json::json!({
+        "id": "e-1", "occurred_at": NOW, "kind": "purchase",
+        "amount": { "minor": minor, "currency": "USD" },
+        "items": [{ "sku": "JFK-LAX", "category": "fare", "amount": minor }],
+        "channel": "online", "payment": "card"
+    }))
+    .unwrap();
+    convert::event(&e).unwrap()
+}
