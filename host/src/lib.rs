@@ -7,6 +7,8 @@
 //!   the JSON shape the runner, the API and storage use. Pure data.
 //! - [`sandbox`]: the wasmtime engine, plugin loading and validation, and one fresh
 //!   limited instance per hook call, with typed failures.
+//! - [`pool`]: the bounded blocking threads guest code runs on, with a per-merchant
+//!   concurrency bound.
 //! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
 //!   activation and rollback, and the on-disk cache of compiled artefacts.
 //! - [`storage`]: the one storage interface and its sled implementation.
@@ -14,6 +16,7 @@
 //!   JSON out, with fuel and time.
 
 pub mod domain;
+pub mod pool;
 pub mod registry;
 pub mod runner;
 pub mod sandbox;

@@ -78,6 +78,13 @@ impl Sandbox {
 
 impl CompiledPlugin {
     fn fail(&self, hook: Hook, failure: Failure) -> HookError {
+        tracing::warn!(
+            plugin = %self.label,
+            hook = %hook,
+            kind = failure.kind(),
+            %failure,
+            "plugin call failed"
+        );
         HookError {
             plugin: self.label.clone(),
             hook,
