@@ -60,7 +60,7 @@ fn bench(c: &mut Criterion) {
     let sdk_event = sdk_event(&wit_event);
     let sdk_ctx = loyalty_sdk::testing::context(NOW, "{}");
 
-    let native = airline_miles::Plugin::on_event(&sdk_member, &sdk_event, &sdk_ctx).unwrap();
+    let native = airline_miles::AirlineMiles::on_event(&sdk_member, &sdk_event, &sdk_ctx).unwrap();
     let sandboxed = plugin.on_event(&wit_member, &wit_event, &wit_ctx).unwrap();
     assert_eq!(
         native.points(),
@@ -78,7 +78,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("airline on-event");
     group.bench_function("native", |b| {
         b.iter(|| {
-            airline_miles::Plugin::on_event(
+            airline_miles::AirlineMiles::on_event(
                 black_box(&sdk_member),
                 black_box(&sdk_event),
                 black_box(&sdk_ctx),

@@ -197,3 +197,46 @@ fn unknown_hooks_and_unreadable_input_exit_with_usage_errors() {
     );
     assert_eq!(run.code, 2, "unknown input fields are refused: {run:?}");
 }
+
+#[test]
+fn coffee_stars_earns_double_with_stored_value_and_more_at_gold() {
+    let mut event = purchase("order-1", 1_000, "USD");
+    event["payment"] = json!("stored_value");
+    let gold = json!({ "id": "m-1", "tier": "gold" });
+    let run = run_hook("coffee-stars", "on-event", &json!({ "member": gold, "event": event }), &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // $10.00 x 2 stars (stored value) x 120 % (gold) = 24 stars.
+    assert_eq!(credits(&run.json()), [24]);
+
+    let green = json!({ "id": "m-2", "tier": "green" });
+    let mut card = purchase("order-2", 745, "USD");
+    card["payment"] = json!("card");
+    let run = run_hook("coffee-stars", "on-event", &json!({ "member": green, "event": card }), &[]);
+    let out = run.json();
+    assert_eq!(credits(&out), [7]);
+    // Green stars expire at the end of the sixth month after the month earned:
+    // earned 2026-09-21, expiring 2027-03-31T23:59:59Z.
+    assert_eq!(out["result"]["ok"]["credits"][0]["expires_at"], 1_806_537_599);
+}
+
+#[test]
+fn coffee_stars_rewards_have_fixed_prices() {
+    let member = json!({ "id": "m-1", "tier": "green", "balance": 150 });
+    let run = run_hook(
+        "coffee-stars",
+        "quote-redemption",
+        &json!({ "member": member, "request": { "reward": "brewed-coffee" } }),
+        &[],
+    );
+    assert_eq!(run.json()["result"]["ok"]["decision"], "accept", "{run:?}");
+    assert_eq!(run.json()["result"]["ok"]["points"], 100);
+
+    let run = run_hook(
+        "coffee-stars",
+        "quote-redemption",
+        &json!({ "member": member, "request": { "reward": "handcrafted-drink" } }),
+        &[],
+    );
+    assert_eq!(run.json()["result"]["ok"]["decision"], "reject");
+    assert_eq!(run.json()["result"]["ok"]["code"], "insufficient-points");
+}

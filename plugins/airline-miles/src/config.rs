@@ -1,0 +1,236 @@
+//! The programme's config: every number the merchant can change.
+
+use serde::Deserialize;
+
+use crate::Status;
+
+/// The JSON Schema of [`Config`].
+pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
+
+/// The default config as JSON (must equal `Config::default()`; a test checks).
+pub const DEFAULT_CONFIG: &str = r#"{
+  "currency": "USD",
+  "miles_per_usd": { "member": 5, "gold": 7, "platinum": 8, "platinum_pro": 9, "executive_platinum": 11 },
+  "thresholds": { "gold": 40000, "platinum": 75000, "platinum_pro": 125000, "executive_platinum": 200000 },
+  "expiry_months": 36,
+  "welcome_bonus": 500,
+  "cents_per_mile_hundredths": 100,
+  "cash_and_miles_min_miles": 1500,
+  "elite_hotel_multiplier_percent": 150,
+  "partners": [
+    { "id": "skyhotels", "name": "SkyHotels", "kind": "hotel", "miles_per_usd": 10, "bonus_miles": 0, "qualifying": false },
+    { "id": "roadrunner-cars", "name": "Roadrunner Cars", "kind": "car_rental", "miles_per_usd": 3, "bonus_miles": 500, "qualifying": false }
+  ],
+  "awards": [
+    { "id": "economy-domestic", "name": "Economy award (domestic)", "miles": 12500, "fees_minor": 560 },
+    { "id": "economy-international", "name": "Economy award (international)", "miles": 30000, "fees_minor": 4500 },
+    { "id": "business-international", "name": "Business award (international)", "miles": 57500, "fees_minor": 8500 },
+    { "id": "upgrade", "name": "One-cabin upgrade", "miles": 15000, "fees_minor": 0 }
+  ]
+}"#;
+
+/// The programme's config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The currency fares must be in.
+    pub currency: String,
+    /// Miles per USD of fare by status.
+    pub miles_per_usd: PerStatus,
+    /// Qualifying points for each status.
+    pub thresholds: Thresholds,
+    /// Months after the month earned that miles expire.
+    pub expiry_months: u32,
+    /// Miles for joining (not qualifying).
+    pub welcome_bonus: i64,
+    /// What a mile is worth in Cash & Miles, in hundredths of a cent.
+    pub cents_per_mile_hundredths: u32,
+    /// The fewest miles a Cash & Miles payment uses.
+    pub cash_and_miles_min_miles: i64,
+    /// Hotel earn multiplier for Platinum and above, in percent.
+    pub elite_hotel_multiplier_percent: u32,
+    /// Partners.
+    pub partners: Vec<Partner>,
+    /// The award chart.
+    pub awards: Vec<Award>,
+}
+
+/// Miles per USD for each status.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerStatus {
+    /// Member.
+    pub member: u32,
+    /// Gold.
+    pub gold: u32,
+    /// Platinum.
+    pub platinum: u32,
+    /// Platinum Pro.
+    pub platinum_pro: u32,
+    /// Executive Platinum.
+    pub executive_platinum: u32,
+}
+
+impl PerStatus {
+    /// The rate for `status`.
+    pub fn for_status(&self, status: Status) -> u32 {
+        match status {
+            Status::Member => self.member,
+            Status::Gold => self.gold,
+            Status::Platinum => self.platinum,
+            Status::PlatinumPro => self.platinum_pro,
+            Status::ExecutivePlatinum => self.executive_platinum,
+        }
+    }
+}
+
+/// Qualifying points for each status above Member.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Gold.
+    pub gold: i64,
+    /// Platinum.
+    pub platinum: i64,
+    /// Platinum Pro.
+    pub platinum_pro: i64,
+    /// Executive Platinum.
+    pub executive_platinum: i64,
+}
+
+impl Thresholds {
+    /// Points needed for `status` (0 for Member).
+    pub fn for_status(&self, status: Status) -> i64 {
+        match status {
+            Status::Member => 0,
+            Status::Gold => self.gold,
+            Status::Platinum => self.platinum,
+            Status::PlatinumPro => self.platinum_pro,
+            Status::ExecutivePlatinum => self.executive_platinum,
+        }
+    }
+
+    /// The highest status `points` reach.
+    pub fn status_for(&self, points: i64) -> Status {
+        Status::ALL
+            .into_iter()
+            .rev()
+            .find(|s| points >= self.for_status(*s))
+            .unwrap_or(Status::Member)
+    }
+}
+
+/// What kind of partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartnerKind {
+    /// A hotel chain.
+    Hotel,
+    /// A car-rental company.
+    CarRental,
+}
+
+/// A partner that earns miles.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partner {
+    /// Partner id (as partner apps send it).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Hotel or car rental.
+    pub kind: PartnerKind,
+    /// Miles per USD spent.
+    pub miles_per_usd: u32,
+    /// Bonus miles per stay or rental.
+    pub bonus_miles: i64,
+    /// Whether partner miles count towards status.
+    pub qualifying: bool,
+}
+
+/// An award in the chart.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Award {
+    /// Reward id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Price in miles.
+    pub miles: i64,
+    /// Taxes and fees paid in cash, in minor units.
+    pub fees_minor: i64,
+}
+
+impl Config {
+    /// The partner with this id.
+    pub fn partner(&self, id: &str) -> Option<&Partner> {
+        self.partners.iter().find(|p| p.id == id)
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let award = |id: &str, name: &str, miles, fees_minor| Award {
+            id: id.into(),
+            name: name.into(),
+            miles,
+            fees_minor,
+        };
+        Config {
+            currency: "USD".into(),
+            miles_per_usd: PerStatus {
+                member: 5,
+                gold: 7,
+                platinum: 8,
+                platinum_pro: 9,
+                executive_platinum: 11,
+            },
+            thresholds: Thresholds {
+                gold: 40_000,
+                platinum: 75_000,
+                platinum_pro: 125_000,
+                executive_platinum: 200_000,
+            },
+            expiry_months: 36,
+            welcome_bonus: 500,
+            cents_per_mile_hundredths: 100,
+            cash_and_miles_min_miles: 1_500,
+            elite_hotel_multiplier_percent: 150,
+            partners: vec![
+                Partner {
+                    id: "skyhotels".into(),
+                    name: "SkyHotels".into(),
+                    kind: PartnerKind::Hotel,
+                    miles_per_usd: 10,
+                    bonus_miles: 0,
+                    qualifying: false,
+                },
+                Partner {
+                    id: "roadrunner-cars".into(),
+                    name: "Roadrunner Cars".into(),
+                    kind: PartnerKind::CarRental,
+                    miles_per_usd: 3,
+                    bonus_miles: 500,
+                    qualifying: false,
+                },
+            ],
+            awards: vec![
+                award("economy-domestic", "Economy award (domestic)", 12_500, 560),
+                award(
+                    "economy-international",
+                    "Economy award (international)",
+                    30_000,
+                    4_500,
+                ),
+                award(
+                    "business-international",
+                    "Business award (international)",
+                    57_500,
+                    8_500,
+                ),
+                award("upgrade", "One-cabin upgrade", 15_000, 0),
+            ],
+        }
+    }
+}
