@@ -29,6 +29,43 @@ pub const DEFAULT_CONFIG: &str = r#"{
   ]
 }"#;
 
+/// The part of the config a flight needs: read on every purchase, so it skips the
+/// award chart and partner list (no allocations for them). Unknown fields are
+/// ignored here; the full [`Config`] (read by every other hook, and checked against
+/// the schema when the merchant sets it) refuses them.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FlightConfig {
+    /// See [`Config::currency`].
+    pub currency: String,
+    /// See [`Config::miles_per_usd`].
+    pub miles_per_usd: PerStatus,
+    /// See [`Config::expiry_months`].
+    pub expiry_months: u32,
+}
+
+/// Default miles per USD by status.
+const DEFAULT_RATES: PerStatus = PerStatus {
+    member: 5,
+    gold: 7,
+    platinum: 8,
+    platinum_pro: 9,
+    executive_platinum: 11,
+};
+
+/// Default months before miles expire.
+const DEFAULT_EXPIRY_MONTHS: u32 = 36;
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        FlightConfig {
+            currency: "USD".into(),
+            miles_per_usd: DEFAULT_RATES,
+            expiry_months: DEFAULT_EXPIRY_MONTHS,
+        }
+    }
+}
+
 /// The programme's config.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -179,20 +216,14 @@ impl Default for Config {
         };
         Config {
             currency: "USD".into(),
-            miles_per_usd: PerStatus {
-                member: 5,
-                gold: 7,
-                platinum: 8,
-                platinum_pro: 9,
-                executive_platinum: 11,
-            },
+            miles_per_usd: DEFAULT_RATES,
             thresholds: Thresholds {
                 gold: 40_000,
                 platinum: 75_000,
                 platinum_pro: 125_000,
                 executive_platinum: 200_000,
             },
-            expiry_months: 36,
+            expiry_months: DEFAULT_EXPIRY_MONTHS,
             welcome_bonus: 500,
             cents_per_mile_hundredths: 100,
             cash_and_miles_min_miles: 1_500,

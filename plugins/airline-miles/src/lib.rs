@@ -22,7 +22,7 @@
 
 mod config;
 
-use config::{Config, Partner, PartnerKind};
+use config::{Config, FlightConfig, Partner, PartnerKind};
 use loyalty_sdk::prelude::*;
 
 pub use config::CONFIG_SCHEMA;
@@ -116,17 +116,14 @@ fn thousands(n: i64) -> String {
     out
 }
 
-fn expiry(config: &Config, now: Timestamp) -> Timestamp {
-    time::end_of_month_after(now, config.expiry_months as i32)
+fn expiry(months: u32, now: Timestamp) -> Timestamp {
+    time::end_of_month_after(now, months as i32)
 }
 
 impl AirlineMiles {
-    fn flight(
-        member: &Member,
-        event: &Event,
-        config: &Config,
-        now: Timestamp,
-    ) -> Result<Outcome, PluginError> {
+    fn flight(member: &Member, event: &Event, ctx: &Context) -> Result<Outcome, PluginError> {
+        let config: FlightConfig = ctx.config()?;
+        let now = ctx.now;
         let Some(amount) = &event.amount else {
             return Ok(Outcome::new());
         };
@@ -159,7 +156,7 @@ impl AirlineMiles {
         Ok(Outcome::new().credit(
             Credit::new(miles, reason)
                 .qualifying()
-                .expires_at(expiry(config, now)),
+                .expires_at(expiry(config.expiry_months, now)),
         ))
     }
 
@@ -189,7 +186,7 @@ impl AirlineMiles {
             miles,
             format!("{} miles: {}", thousands(miles), partner.name),
         )
-        .expires_at(expiry(config, now));
+        .expires_at(expiry(config.expiry_months, now));
         if partner.qualifying {
             credit = credit.qualifying();
         }
@@ -352,17 +349,20 @@ impl Program for AirlineMiles {
             // A welcome bonus is not flown: it does not count towards status.
             enrolment = enrolment.credit(
                 Credit::new(config.welcome_bonus, "Welcome bonus")
-                    .expires_at(expiry(&config, ctx.now)),
+                    .expires_at(expiry(config.expiry_months, ctx.now)),
             );
         }
         Ok(enrolment)
     }
 
     fn on_event(member: &Member, event: &Event, ctx: &Context) -> Result<Outcome, PluginError> {
-        let config: Config = ctx.config()?;
         match event.kind {
-            EventKind::Purchase => Self::flight(member, event, &config, ctx.now),
-            EventKind::PartnerPurchase => Self::partner_activity(member, event, &config, ctx.now),
+            // The hot path: a flight reads only the config it needs.
+            EventKind::Purchase => Self::flight(member, event, ctx),
+            EventKind::PartnerPurchase => {
+                let config: Config = ctx.config()?;
+                Self::partner_activity(member, event, &config, ctx.now)
+            }
             // Refunds are reversed by the host; other events earn nothing here.
             _ => Ok(Outcome::new()),
         }
