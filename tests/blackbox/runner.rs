@@ -203,7 +203,12 @@ fn coffee_stars_earns_double_with_stored_value_and_more_at_gold() {
     let mut event = purchase("order-1", 1_000, "USD");
     event["payment"] = json!("stored_value");
     let gold = json!({ "id": "m-1", "tier": "gold" });
-    let run = run_hook("coffee-stars", "on-event", &json!({ "member": gold, "event": event }), &[]);
+    let run = run_hook(
+        "coffee-stars",
+        "on-event",
+        &json!({ "member": gold, "event": event }),
+        &[],
+    );
     assert_eq!(run.code, 0, "{run:?}");
     // $10.00 x 2 stars (stored value) x 120 % (gold) = 24 stars.
     assert_eq!(credits(&run.json()), [24]);
@@ -211,12 +216,20 @@ fn coffee_stars_earns_double_with_stored_value_and_more_at_gold() {
     let green = json!({ "id": "m-2", "tier": "green" });
     let mut card = purchase("order-2", 745, "USD");
     card["payment"] = json!("card");
-    let run = run_hook("coffee-stars", "on-event", &json!({ "member": green, "event": card }), &[]);
+    let run = run_hook(
+        "coffee-stars",
+        "on-event",
+        &json!({ "member": green, "event": card }),
+        &[],
+    );
     let out = run.json();
     assert_eq!(credits(&out), [7]);
     // Green stars expire at the end of the sixth month after the month earned:
     // earned 2026-09-21, expiring 2027-03-31T23:59:59Z.
-    assert_eq!(out["result"]["ok"]["credits"][0]["expires_at"], 1_806_537_599);
+    assert_eq!(
+        out["result"]["ok"]["credits"][0]["expires_at"],
+        1_806_537_599
+    );
 }
 
 #[test]
@@ -239,4 +252,95 @@ fn coffee_stars_rewards_have_fixed_prices() {
     );
     assert_eq!(run.json()["result"]["ok"]["decision"], "reject");
     assert_eq!(run.json()["result"]["ok"]["code"], "insufficient-points");
+}
+
+#[test]
+fn ride_hailing_carries_the_weekly_challenge_in_plugin_state() {
+    let ride = |id: &str, at: i64| {
+        json!({
+            "id": id, "occurred_at": at, "kind": "purchase",
+            "amount": { "minor": 1_250, "currency": "SGD" }, "payment": "wallet",
+            "items": [{ "sku": "trip", "category": "ride", "amount": 1_250 }]
+        })
+    };
+    let mut state = Value::Null;
+    let mut bonus_at = None;
+    for n in 1..=6 {
+        let input = json!({
+            "member": { "id": "rider", "tier": "gold", "state": state },
+            "event": ride(&format!("ride-{n}"), NOW + n * 600),
+            "currency": "SGD",
+        });
+        let run = run_hook("ride-hailing", "on-event", &input, &[]);
+        assert_eq!(run.code, 0, "{run:?}");
+        let out = run.json();
+        let credits = credits(&out);
+        // SGD 12.50 by wallet at Gold: 56 points a ride.
+        assert_eq!(credits[0], 56);
+        if credits.len() == 2 {
+            assert_eq!(credits[1], 200);
+            bonus_at = Some(n);
+        }
+        state = out["result"]["ok"]["state"].clone();
+    }
+    assert_eq!(
+        bonus_at,
+        Some(5),
+        "the fifth ride of the week completes the challenge"
+    );
+    assert_eq!(state["rides"], 6);
+}
+
+#[test]
+fn ride_hailing_platinum_members_get_ten_free_rides_a_month() {
+    let input =
+        json!({ "member": { "id": "rider", "tier": "platinum" }, "now": NOW, "currency": "SGD" });
+    let run = run_hook("ride-hailing", "perks", &input, &[]);
+    let perks = run.json()["result"]["ok"].clone();
+    let ride = perks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == "free-ride")
+        .expect("a free-ride perk");
+    assert_eq!(ride["quantity"], 10);
+    assert_eq!(ride["grant"], "2026-09");
+}
+
+#[test]
+fn retail_club_records_the_nps_score_and_refuses_redemption_in_debt() {
+    let survey = json!({
+        "member": { "id": "shopper", "tier": "silver" },
+        "event": { "id": "s-1", "occurred_at": NOW, "kind": "survey", "score": 9 },
+        "currency": "EUR",
+    });
+    let run = run_hook("retail-club", "on-event", &survey, &[]);
+    let out = run.json();
+    assert_eq!(credits(&out), [50]);
+    assert_eq!(out["result"]["ok"]["annotations"]["nps"], "9");
+    assert_eq!(
+        out["result"]["ok"]["annotations"]["nps-category"],
+        "promoter"
+    );
+
+    let in_debt = json!({
+        "member": { "id": "shopper", "balance": 5_000, "debt": 120 },
+        "request": { "reward": "voucher-10" },
+        "currency": "EUR",
+    });
+    let run = run_hook("retail-club", "quote-redemption", &in_debt, &[]);
+    assert_eq!(run.json()["result"]["ok"]["code"], "outstanding-debt");
+}
+
+#[test]
+fn airline_cash_and_miles_quotes_points_plus_money() {
+    let input = json!({
+        "member": { "id": "flyer", "tier": "gold", "balance": 52_000 },
+        "request": { "amount": { "minor": 45_000, "currency": "USD" }, "points": 30_000 },
+    });
+    let run = run_hook("airline-miles", "quote-redemption", &input, &[]);
+    let quote = run.json()["result"]["ok"].clone();
+    assert_eq!(quote["decision"], "accept", "{run:?}");
+    assert_eq!(quote["points"], 30_000);
+    assert_eq!(quote["cash"], json!({ "minor": 15_000, "currency": "USD" }));
 }
