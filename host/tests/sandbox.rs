@@ -270,7 +270,11 @@ fn a_plugin_error_is_an_answer_not_a_failure() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, "airline-miles");
     let called = plugin
-        .on_event(&member(), &purchase(100), &ctx(r#"{"miles_per_usd": "lots"}"#))
+        .on_event(
+            &member(),
+            &purchase(100),
+            &ctx(r#"{"miles_per_usd": "lots"}"#),
+        )
         .expect("the call itself succeeds");
     let err = called.value.expect_err("the plugin refuses the config");
     assert_eq!(err.code, "invalid-config");
