@@ -1,7 +1,7 @@
 //! Constructors and builder methods for the contract's types, so plugins read as rules
 //! rather than struct literals.
 
-use crate::{Attribute, Credit, Money};
+use crate::{Attribute, Credit, Member, Money};
 use crate::{
     Enrolment, Offer, OfferKind, Outcome, Perk, PerkInfo, PluginError, ProgramInfo, Quote,
     RedemptionAnswer, Rejection, RewardInfo, TierDecision, TierInfo, TierProgress, Timestamp,
@@ -243,6 +243,36 @@ impl RedemptionAnswer {
         })
     }
 
+    /// A catalogue reward at a fixed price in points: accepted when the member's
+    /// balance covers it, else refused as `insufficient-points` (a balance exactly
+    /// equal to the price is enough).
+    pub fn fixed_price(member: &Member, reward: &str, name: &str, points: i64) -> RedemptionAnswer {
+        if member.balance < points {
+            return RedemptionAnswer::reject(
+                "insufficient-points",
+                format!(
+                    "{name} needs {} points; the balance is {}",
+                    crate::money::group_thousands(points),
+                    crate::money::group_thousands(member.balance)
+                ),
+            );
+        }
+        RedemptionAnswer::accept(
+            reward,
+            points,
+            None,
+            format!("{name}: {} points", crate::money::group_thousands(points)),
+        )
+    }
+
+    /// Refuse a reward the catalogue does not have, as `unknown-reward`.
+    pub fn unknown_reward(reward: &str) -> RedemptionAnswer {
+        RedemptionAnswer::reject(
+            "unknown-reward",
+            format!("{reward:?} is not in the reward catalogue"),
+        )
+    }
+
     /// The quote, if accepted.
     pub fn quote(&self) -> Option<&Quote> {
         match self {
@@ -345,5 +375,32 @@ impl ProgramInfo {
     /// The position of `tier` in the tier list (0 = lowest), if it is one.
     pub fn tier_rank(&self, tier: &str) -> Option<usize> {
         self.tiers.iter().position(|t| t.id == tier)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::member;
+
+    #[test]
+    fn a_fixed_price_needs_the_whole_price_in_the_balance() {
+        let mut m = member("m");
+        m.balance = 1_500;
+        let q = RedemptionAnswer::fixed_price(&m, "tote", "Tote bag", 1_500);
+        assert_eq!(
+            q.quote().map(|q| (q.points, q.cash.clone())),
+            Some((1_500, None))
+        );
+        assert_eq!(q.quote().unwrap().description, "Tote bag: 1,500 points");
+        let no = RedemptionAnswer::fixed_price(&m, "tote", "Tote bag", 1_501);
+        assert_eq!(no.rejection().unwrap().code, "insufficient-points");
+        assert_eq!(
+            RedemptionAnswer::unknown_reward("x")
+                .rejection()
+                .unwrap()
+                .code,
+            "unknown-reward"
+        );
     }
 }

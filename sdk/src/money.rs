@@ -149,6 +149,23 @@ pub fn minor_per_major(currency: &str) -> i64 {
     10_i64.pow(minor_digits(currency))
 }
 
+/// A whole number with thousands separated by commas, for text people read:
+/// `4000` is "4,000", `-1234567` is "-1,234,567".
+pub fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 impl Money {
     /// An amount in minor units of `currency`.
     pub fn new(minor: i64, currency: impl Into<String>) -> Money {
@@ -307,6 +324,16 @@ mod tests {
         assert_eq!(Money::new(-5, "USD").display(), "USD -0.05");
         assert_eq!(Money::new(1_200, "JPY").display(), "JPY 1200");
         assert_eq!(Money::new(1_234, "KWD").display(), "KWD 1.234");
+    }
+
+    #[test]
+    fn thousands_are_grouped_with_commas() {
+        assert_eq!(group_thousands(0), "0");
+        assert_eq!(group_thousands(999), "999");
+        assert_eq!(group_thousands(4_000), "4,000");
+        assert_eq!(group_thousands(1_234_567), "1,234,567");
+        assert_eq!(group_thousands(-1_500), "-1,500");
+        assert_eq!(group_thousands(i64::MIN), "-9,223,372,036,854,775,808");
     }
 
     #[test]

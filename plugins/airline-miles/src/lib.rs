@@ -23,6 +23,7 @@
 mod config;
 
 use config::{Config, FlightConfig, Partner, PartnerKind};
+use loyalty_sdk::money::group_thousands as thousands;
 use loyalty_sdk::prelude::*;
 
 pub use config::CONFIG_SCHEMA;
@@ -98,22 +99,6 @@ fn unsupported_currency(found: &str, expected: &str) -> PluginError {
         "unsupported-currency",
         format!("amounts must be in {expected}, not {found}"),
     )
-}
-
-/// `12345` as "12,345", for reasons people read.
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn expiry(months: u32, now: Timestamp) -> Timestamp {

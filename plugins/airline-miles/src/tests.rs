@@ -471,12 +471,3 @@ fn describe_lists_tiers_perks_and_the_award_chart() {
             .any(|r| r.id == "economy-international" && r.points == Some(30_000))
     );
 }
-
-#[test]
-fn thousands_are_separated() {
-    assert_eq!(thousands(0), "0");
-    assert_eq!(thousands(999), "999");
-    assert_eq!(thousands(4_000), "4,000");
-    assert_eq!(thousands(1_234_567), "1,234,567");
-    assert_eq!(thousands(-1_500), "-1,500");
-}

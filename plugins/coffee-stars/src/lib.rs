@@ -99,21 +99,7 @@ impl Program for CoffeeStars {
 
 export_program!(CoffeeStars);
 
-/// `n` with thousands separators, for reasons and descriptions ("2,500 stars").
-fn thousands(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if n < 0 {
-        out.push('-');
-    }
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+pub(crate) use loyalty_sdk::money::group_thousands as thousands;
 
 /// Helpers the rule tests share.
 #[cfg(test)]

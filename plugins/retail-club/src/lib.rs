@@ -386,27 +386,10 @@ impl Program for RetailClub {
             ));
         }
         if let Some(reward) = &request.reward {
-            let Some(r) = config.rewards.iter().find(|r| &r.id == reward) else {
-                return Ok(RedemptionAnswer::reject(
-                    "unknown-reward",
-                    format!("no reward called {reward:?}"),
-                ));
-            };
-            if member.balance < r.points {
-                return Ok(RedemptionAnswer::reject(
-                    "insufficient-points",
-                    format!(
-                        "{} needs {} points; the balance is {}",
-                        r.name, r.points, member.balance
-                    ),
-                ));
-            }
-            return Ok(RedemptionAnswer::accept(
-                r.id.as_str(),
-                r.points,
-                None,
-                format!("{}: {} points", r.name, r.points),
-            ));
+            return Ok(match config.rewards.iter().find(|r| &r.id == reward) {
+                Some(r) => RedemptionAnswer::fixed_price(member, &r.id, &r.name, r.points),
+                None => RedemptionAnswer::unknown_reward(reward),
+            });
         }
         Ok(match &request.amount {
             Some(amount) => Self::pay_with_points(member, request, amount, ctx, &config),
