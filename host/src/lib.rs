@@ -7,6 +7,8 @@
 //!   the JSON shape the runner, the API and storage use. Pure data.
 //! - [`sandbox`]: the wasmtime engine, plugin loading and validation, and one fresh
 //!   limited instance per hook call, with typed failures.
+//! - [`ledger`]: a member's points as lots, with spending by earliest expiry,
+//!   proportional refunds, explicit debt, expiry and adjustments. Pure logic.
 //! - [`pool`]: the bounded blocking threads guest code runs on, with a per-merchant
 //!   concurrency bound.
 //! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
@@ -16,6 +18,7 @@
 //!   JSON out, with fuel and time.
 
 pub mod domain;
+pub mod ledger;
 pub mod pool;
 pub mod registry;
 pub mod runner;

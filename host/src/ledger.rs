@@ -1,0 +1,514 @@
+//! A member's points ledger: lots, spending, refunds, expiry and debt. Pure logic, no
+//! I/O; the engine loads an [`Account`], applies operations, and stores the result in
+//! one transaction.
+//!
+//! Points are held as [`Lot`]s (amount, earned-at, expires-at, pending-until) so that
+//! expiry and refunds are exact. Every change writes a [`Line`], and the account keeps
+//! this invariant, checked by [`Account::check`]:
+//!
+//! > the sum of the ledger lines = available points + pending points − debt,
+//! > no lot holds a negative amount, and debt is never negative.
+//!
+//! A balance never goes below zero silently: a refund of points already spent, or a
+//! negative adjustment beyond the balance, records an explicit debt that later
+//! earnings pay off first.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Timestamp;
+
+/// Points that were earned together and share their dates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// Lot number within the account.
+    pub id: u64,
+    /// Points still in the lot.
+    pub remaining: i64,
+    /// Points the lot was created with.
+    pub original: i64,
+    /// When earned.
+    pub earned_at: Timestamp,
+    /// When the remaining points expire, if they do.
+    pub expires_at: Option<Timestamp>,
+    /// Until when the points are pending (not spendable).
+    pub pending_until: Option<Timestamp>,
+    /// The event that earned them (refunds find lots by it).
+    pub event: Option<String>,
+    /// Points of `original` already reversed by refunds.
+    pub reversed: i64,
+}
+
+impl Lot {
+    fn is_pending(&self, now: Timestamp) -> bool {
+        self.pending_until.is_some_and(|p| p > now)
+    }
+
+    fn is_expired(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|e| e <= now)
+    }
+}
+
+/// What a ledger line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineKind {
+    /// Points credited.
+    Earn,
+    /// Points spent on a redemption.
+    Redeem,
+    /// A cancelled redemption's points returned.
+    CancelRedemption,
+    /// A refund's reversal of the points its purchase earned.
+    Refund,
+    /// Points that expired.
+    Expire,
+    /// A manual adjustment.
+    Adjust,
+}
+
+/// One entry of the ledger. `points` is signed: positive adds to the balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// Sequence number within the account.
+    pub seq: u64,
+    /// When.
+    pub at: Timestamp,
+    /// What.
+    pub kind: LineKind,
+    /// Signed points.
+    pub points: i64,
+    /// Why, in words.
+    pub reason: String,
+    /// The event, redemption or adjustment this line belongs to.
+    pub reference: Option<String>,
+    /// Who made a manual adjustment.
+    pub by: Option<String>,
+}
+
+/// Points taken from one lot by a spend, so a cancellation can put them back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Taken {
+    /// The lot.
+    pub lot: u64,
+    /// Points taken from it.
+    pub points: i64,
+}
+
+/// Why an operation was refused. Nothing changes when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// Not enough available points.
+    #[error("{needed} points needed, {available} available")]
+    InsufficientPoints {
+        /// Points asked for.
+        needed: i64,
+        /// Points available.
+        available: i64,
+    },
+    /// Amounts must be positive.
+    #[error("points must be positive, not {0}")]
+    NotPositive(i64),
+    /// A manual adjustment needs a reason and who made it.
+    #[error("a manual adjustment needs a reason and the name of who made it")]
+    AdjustmentUnexplained,
+}
+
+/// One member's points: lots, debt, and the ledger lines that explain them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Lots, in creation order (empty lots are dropped by [`Account::compact`]).
+    pub lots: Vec<Lot>,
+    /// Points owed.
+    pub debt: i64,
+    /// The ledger (append-only).
+    pub lines: Vec<Line>,
+    next_lot: u64,
+    next_seq: u64,
+}
+
+/// Balances at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Points spendable now.
+    pub available: i64,
+    /// Points earned but pending.
+    pub pending: i64,
+    /// Points owed.
+    pub debt: i64,
+}
+
+impl Account {
+    /// An empty account.
+    pub fn new() -> Account {
+        Account::default()
+    }
+
+    fn line(
+        &mut self,
+        at: Timestamp,
+        kind: LineKind,
+        points: i64,
+        reason: &str,
+        reference: Option<&str>,
+        by: Option<&str>,
+    ) {
+        self.next_seq += 1;
+        self.lines.push(Line {
+            seq: self.next_seq,
+            at,
+            kind,
+            points,
+            reason: reason.to_string(),
+            reference: reference.map(str::to_string),
+            by: by.map(str::to_string),
+        });
+    }
+
+    /// Balances at `now` (call [`Account::settle`] first so expiry and pending
+    /// releases up to `now` are applied).
+    pub fn balance(&self, now: Timestamp) -> Balance {
+        let mut b = Balance {
+            debt: self.debt,
+            ..Balance::default()
+        };
+        for lot in &self.lots {
+            if lot.is_pending(now) {
+                b.pending += lot.remaining;
+            } else {
+                b.available += lot.remaining;
+            }
+        }
+        b
+    }
+
+    /// Pay debt from lots that are available at `now`, earliest expiry first. The net
+    /// balance does not change, so no line is written.
+    fn repay_debt(&mut self, now: Timestamp) {
+        if self.debt == 0 {
+            return;
+        }
+        let mut debt = self.debt;
+        for i in self.spend_order(now) {
+            let lot = &mut self.lots[i];
+            let take = lot.remaining.min(debt);
+            lot.remaining -= take;
+            debt -= take;
+            if debt == 0 {
+                break;
+            }
+        }
+        self.debt = debt;
+    }
+
+    /// Indices of lots spendable at `now`, in spending order: earliest expiry first
+    /// (lots that never expire last), then oldest.
+    fn spend_order(&self, now: Timestamp) -> Vec<usize> {
+        let mut idx: Vec<usize> = (0..self.lots.len())
+            .filter(|&i| {
+                let l = &self.lots[i];
+                l.remaining > 0 && !l.is_pending(now) && !l.is_expired(now)
+            })
+            .collect();
+        idx.sort_by_key(|&i| {
+            let l = &self.lots[i];
+            (l.expires_at.unwrap_or(Timestamp::MAX), l.earned_at, l.id)
+        });
+        idx
+    }
+
+    /// Credit `points` earned at `at`. Available points pay off any debt first.
+    #[allow(clippy::too_many_arguments)]
+    pub fn credit(
+        &mut self,
+        points: i64,
+        at: Timestamp,
+        expires_at: Option<Timestamp>,
+        pending_until: Option<Timestamp>,
+        reason: &str,
+        event: Option<&str>,
+    ) -> Result<u64, LedgerError> {
+        if points <= 0 {
+            return Err(LedgerError::NotPositive(points));
+        }
+        self.next_lot += 1;
+        let id = self.next_lot;
+        self.lots.push(Lot {
+            id,
+            remaining: points,
+            original: points,
+            earned_at: at,
+            expires_at,
+            pending_until,
+            event: event.map(str::to_string),
+            reversed: 0,
+        });
+        self.line(at, LineKind::Earn, points, reason, event, None);
+        self.repay_debt(at);
+        Ok(id)
+    }
+
+    /// Spend `points` available at `at`, taking the lots that expire first.
+    pub fn spend(
+        &mut self,
+        points: i64,
+        at: Timestamp,
+        reason: &str,
+        reference: &str,
+    ) -> Result<Vec<Taken>, LedgerError> {
+        if points <= 0 {
+            return Err(LedgerError::NotPositive(points));
+        }
+        // Expired points are not spendable: apply expiry up to now first.
+        self.settle(at);
+        let available = self.balance(at).available;
+        if available < points {
+            return Err(LedgerError::InsufficientPoints {
+                needed: points,
+                available,
+            });
+        }
+        let mut left = points;
+        let mut taken = Vec::new();
+        for i in self.spend_order(at) {
+            let lot = &mut self.lots[i];
+            let take = lot.remaining.min(left);
+            lot.remaining -= take;
+            left -= take;
+            taken.push(Taken {
+                lot: lot.id,
+                points: take,
+            });
+            if left == 0 {
+                break;
+            }
+        }
+        self.line(at, LineKind::Redeem, -points, reason, Some(reference), None);
+        Ok(taken)
+    }
+
+    /// Put back the points a cancelled redemption took, into the lots they came from
+    /// (keeping their expiry; a lot expired meanwhile expires again at the next
+    /// settle, with its own line).
+    pub fn cancel_spend(&mut self, taken: &[Taken], at: Timestamp, reason: &str, reference: &str) {
+        let mut total = 0;
+        for t in taken {
+            if let Some(lot) = self.lots.iter_mut().find(|l| l.id == t.lot) {
+                lot.remaining += t.points;
+            } else {
+                // The lot was compacted away: restore its points as a new lot.
+                self.next_lot += 1;
+                self.lots.push(Lot {
+                    id: self.next_lot,
+                    remaining: t.points,
+                    original: t.points,
+                    earned_at: at,
+                    expires_at: None,
+                    pending_until: None,
+                    event: None,
+                    reversed: 0,
+                });
+            }
+            total += t.points;
+        }
+        if total > 0 {
+            self.line(
+                at,
+                LineKind::CancelRedemption,
+                total,
+                reason,
+                Some(reference),
+                None,
+            );
+            self.repay_debt(at);
+        }
+    }
+
+    /// Reverse the points `event` earned, so that in total `fraction` (numerator,
+    /// denominator) of them is reversed: a full refund is (1, 1); a second partial
+    /// refund passes the cumulative fraction refunded so far. Points still in the
+    /// lots come back out of them; points already spent become debt. Returns the
+    /// points reversed now.
+    pub fn reverse_event(
+        &mut self,
+        event: &str,
+        fraction: (i64, i64),
+        at: Timestamp,
+        reason: &str,
+        reference: &str,
+    ) -> i64 {
+        let (num, den) = fraction;
+        if den <= 0 || num <= 0 {
+            return 0;
+        }
+        let num = num.min(den);
+        let mut reversed_now = 0;
+        let mut debt_added = 0;
+        for lot in self
+            .lots
+            .iter_mut()
+            .filter(|l| l.event.as_deref() == Some(event))
+        {
+            // Cumulative target, rounded down: a member never loses more than the
+            // refunded share of what they earned.
+            let target = (i128::from(lot.original) * i128::from(num) / i128::from(den)) as i64;
+            let due = target - lot.reversed;
+            if due <= 0 {
+                continue;
+            }
+            let from_lot = lot.remaining.min(due);
+            lot.remaining -= from_lot;
+            lot.reversed += due;
+            debt_added += due - from_lot;
+            reversed_now += due;
+        }
+        if reversed_now > 0 {
+            self.debt += debt_added;
+            self.line(
+                at,
+                LineKind::Refund,
+                -reversed_now,
+                reason,
+                Some(reference),
+                None,
+            );
+        }
+        reversed_now
+    }
+
+    /// A manual adjustment: `points` positive adds a lot that never expires, negative
+    /// takes from the available lots and records any shortfall as debt.
+    pub fn adjust(
+        &mut self,
+        points: i64,
+        at: Timestamp,
+        reason: &str,
+        by: &str,
+        reference: &str,
+    ) -> Result<(), LedgerError> {
+        if reason.trim().is_empty() || by.trim().is_empty() {
+            return Err(LedgerError::AdjustmentUnexplained);
+        }
+        if points == 0 {
+            return Err(LedgerError::NotPositive(0));
+        }
+        if points > 0 {
+            self.next_lot += 1;
+            self.lots.push(Lot {
+                id: self.next_lot,
+                remaining: points,
+                original: points,
+                earned_at: at,
+                expires_at: None,
+                pending_until: None,
+                event: None,
+                reversed: 0,
+            });
+            self.line(
+                at,
+                LineKind::Adjust,
+                points,
+                reason,
+                Some(reference),
+                Some(by),
+            );
+            self.repay_debt(at);
+        } else {
+            self.settle(at);
+            let mut left = -points;
+            for i in self.spend_order(at) {
+                let lot = &mut self.lots[i];
+                let take = lot.remaining.min(left);
+                lot.remaining -= take;
+                left -= take;
+                if left == 0 {
+                    break;
+                }
+            }
+            self.debt += left;
+            self.line(
+                at,
+                LineKind::Adjust,
+                points,
+                reason,
+                Some(reference),
+                Some(by),
+            );
+        }
+        Ok(())
+    }
+
+    /// Apply time up to `now`: expire what has expired (a line per lot) and let pending
+    /// points that are now available pay off debt. Idempotent for the same `now`.
+    pub fn settle(&mut self, now: Timestamp) -> i64 {
+        let mut expired_lines = Vec::new();
+        for lot in self
+            .lots
+            .iter_mut()
+            .filter(|l| l.remaining > 0 && l.is_expired(now))
+        {
+            expired_lines.push((lot.expires_at.unwrap_or(now), lot.remaining, lot.id));
+            lot.remaining = 0;
+        }
+        let mut total = 0;
+        for (at, points, id) in expired_lines {
+            total += points;
+            self.line(
+                at,
+                LineKind::Expire,
+                -points,
+                "points expired",
+                Some(&format!("lot-{id}")),
+                None,
+            );
+        }
+        self.repay_debt(now);
+        total
+    }
+
+    /// Drop lots that are empty and can no longer be refunded into (no event) to keep
+    /// the account small.
+    pub fn compact(&mut self) {
+        self.lots.retain(|l| l.remaining > 0 || l.event.is_some());
+    }
+
+    /// The invariant (see the module docs), as an error naming what broke.
+    pub fn check(&self, now: Timestamp) -> Result<(), String> {
+        let sum: i64 = self.lines.iter().map(|l| l.points).sum();
+        let b = self.balance(now);
+        if sum != b.available + b.pending - b.debt {
+            return Err(format!(
+                "ledger sums to {sum} but available {} + pending {} - debt {} = {}",
+                b.available,
+                b.pending,
+                b.debt,
+                b.available + b.pending - b.debt
+            ));
+        }
+        if self.debt < 0 {
+            return Err(format!("debt is negative: {}", self.debt));
+        }
+        if let Some(l) = self
+            .lots
+            .iter()
+            .find(|l| l.remaining < 0 || l.remaining > l.original)
+        {
+            return Err(format!(
+                "lot {} holds {} of {}",
+                l.id, l.remaining, l.original
+            ));
+        }
+        if self.debt > 0
+            && self
+                .lots
+                .iter()
+                .any(|l| l.remaining > 0 && !l.is_pending(now) && !l.is_expired(now))
+        {
+            return Err("debt outstanding while available points exist".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
