@@ -13,6 +13,8 @@
 //!   concurrency bound.
 //! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
 //!   activation and rollback, and the on-disk cache of compiled artefacts.
+//! - [`stats`]: a member's activity in monthly buckets, giving the contract's
+//!   calendar-year, rolling-12-month and membership-year totals. Pure logic.
 //! - [`storage`]: the one storage interface and its sled implementation.
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
@@ -23,4 +25,5 @@ pub mod pool;
 pub mod registry;
 pub mod runner;
 pub mod sandbox;
+pub mod stats;
 pub mod storage;
