@@ -1,8 +1,21 @@
 //! The programme's config: every number the merchant can change.
 
+use loyalty_sdk::{Context, PluginError};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::Status;
+
+/// The error code for a config the plugin cannot use (the SDK's own constant is not
+/// exported).
+pub const INVALID_CONFIG: &str = "invalid-config";
+
+/// The reward id of Cash & Miles, which the award chart may not reuse.
+pub const CASH_AND_MILES: &str = "cash-and-miles";
+
+/// The longest expiry the config accepts (20 years), which also keeps the month
+/// arithmetic far from overflow.
+const MAX_EXPIRY_MONTHS: u32 = 240;
 
 /// The JSON Schema of [`Config`].
 pub const CONFIG_SCHEMA: &str = include_str!("../config.schema.json");
@@ -29,12 +42,12 @@ pub const DEFAULT_CONFIG: &str = r#"{
   ]
 }"#;
 
-/// The part of the config a flight needs: read on every purchase, so it skips the
-/// award chart and partner list (no allocations for them). Unknown fields are
-/// ignored here; the full [`Config`] (read by every other hook, and checked against
-/// the schema when the merchant sets it) refuses them.
+/// The part of the config a flight needs. `on_event` reads it for every purchase,
+/// so the partner list and award chart are skipped (`IgnoredAny` checks their JSON
+/// syntax without allocating). Every other field is still named, so an unknown or
+/// misspelt field is refused here exactly as [`Config`] refuses it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct FlightConfig {
     /// See [`Config::currency`].
     pub currency: String,
@@ -42,6 +55,23 @@ pub struct FlightConfig {
     pub miles_per_usd: PerStatus,
     /// See [`Config::expiry_months`].
     pub expiry_months: u32,
+    thresholds: IgnoredAny,
+    welcome_bonus: IgnoredAny,
+    cents_per_mile_hundredths: IgnoredAny,
+    cash_and_miles_min_miles: IgnoredAny,
+    elite_hotel_multiplier_percent: IgnoredAny,
+    partners: IgnoredAny,
+    awards: IgnoredAny,
+}
+
+impl FlightConfig {
+    /// Read and check the flight part of the merchant's config.
+    pub fn load(ctx: &Context) -> Result<FlightConfig, PluginError> {
+        let config: FlightConfig = ctx.config()?;
+        check_currency(&config.currency)?;
+        check_expiry(config.expiry_months)?;
+        Ok(config)
+    }
 }
 
 /// Default miles per USD by status.
@@ -62,11 +92,19 @@ impl Default for FlightConfig {
             currency: "USD".into(),
             miles_per_usd: DEFAULT_RATES,
             expiry_months: DEFAULT_EXPIRY_MONTHS,
+            thresholds: IgnoredAny,
+            welcome_bonus: IgnoredAny,
+            cents_per_mile_hundredths: IgnoredAny,
+            cash_and_miles_min_miles: IgnoredAny,
+            elite_hotel_multiplier_percent: IgnoredAny,
+            partners: IgnoredAny,
+            awards: IgnoredAny,
         }
     }
 }
 
 /// The programme's config.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -93,6 +131,7 @@ pub struct Config {
 }
 
 /// Miles per USD for each status.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerStatus {
@@ -122,6 +161,7 @@ impl PerStatus {
 }
 
 /// Qualifying points for each status above Member.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
@@ -158,6 +198,7 @@ impl Thresholds {
 }
 
 /// What kind of partner.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartnerKind {
@@ -168,6 +209,7 @@ pub enum PartnerKind {
 }
 
 /// A partner that earns miles.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Partner {
@@ -186,6 +228,7 @@ pub struct Partner {
 }
 
 /// An award in the chart.
+#[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Award {
@@ -200,6 +243,68 @@ pub struct Award {
 }
 
 impl Config {
+    /// Read and check the merchant's config.
+    pub fn load(ctx: &Context) -> Result<Config, PluginError> {
+        let config: Config = ctx.config()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// The rules JSON Schema cannot say (ascending thresholds, unique ids) and the
+    /// ones a bad value would turn into a panic (a mile worth nothing divides by zero).
+    fn check(&self) -> Result<(), PluginError> {
+        check_currency(&self.currency)?;
+        check_expiry(self.expiry_months)?;
+        let t = &self.thresholds;
+        let rising = [t.gold, t.platinum, t.platinum_pro, t.executive_platinum]
+            .windows(2)
+            .all(|w| w[0] < w[1]);
+        if t.gold < 1 || !rising {
+            return Err(invalid(
+                "thresholds must start at 1 or more and rise with each status",
+            ));
+        }
+        if self.welcome_bonus < 0 || self.cash_and_miles_min_miles < 0 {
+            return Err(invalid(
+                "welcome_bonus and cash_and_miles_min_miles must not be negative",
+            ));
+        }
+        if self.cents_per_mile_hundredths == 0 {
+            return Err(invalid("cents_per_mile_hundredths must be at least 1"));
+        }
+        if self.elite_hotel_multiplier_percent < 100 {
+            return Err(invalid(
+                "elite_hotel_multiplier_percent must be at least 100",
+            ));
+        }
+        for (i, p) in self.partners.iter().enumerate() {
+            check_id(&p.id)?;
+            if p.bonus_miles < 0 {
+                return Err(invalid(format!(
+                    "partners[{i}].bonus_miles must not be negative"
+                )));
+            }
+            if self.partners[..i].iter().any(|q| q.id == p.id) {
+                return Err(invalid(format!("partner {:?} is listed twice", p.id)));
+            }
+        }
+        for (i, a) in self.awards.iter().enumerate() {
+            check_id(&a.id)?;
+            if a.id == CASH_AND_MILES {
+                return Err(invalid(format!("award id {CASH_AND_MILES:?} is reserved")));
+            }
+            if a.miles < 1 || a.fees_minor < 0 {
+                return Err(invalid(format!(
+                    "awards[{i}] must cost at least 1 mile and fees must not be negative"
+                )));
+            }
+            if self.awards[..i].iter().any(|b| b.id == a.id) {
+                return Err(invalid(format!("award {:?} is listed twice", a.id)));
+            }
+        }
+        Ok(())
+    }
+
     /// The partner with this id.
     pub fn partner(&self, id: &str) -> Option<&Partner> {
         self.partners.iter().find(|p| p.id == id)
@@ -264,4 +369,47 @@ impl Default for Config {
             ],
         }
     }
+}
+
+fn check_currency(currency: &str) -> Result<(), PluginError> {
+    if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "currency {currency:?} is not an ISO 4217 code"
+        )))
+    }
+}
+
+fn check_expiry(months: u32) -> Result<(), PluginError> {
+    // Zero would expire miles at the end of the month they were earned in, which the
+    // host refuses for a flight in that month's last second.
+    if (1..=MAX_EXPIRY_MONTHS).contains(&months) {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "expiry_months must be 1 to {MAX_EXPIRY_MONTHS}"
+        )))
+    }
+}
+
+fn check_id(id: &str) -> Result<(), PluginError> {
+    let valid = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
+        )))
+    }
+}
+
+fn invalid(message: impl Into<String>) -> PluginError {
+    PluginError::new(
+        INVALID_CONFIG,
+        format!("invalid programme config: {}", message.into()),
+    )
 }

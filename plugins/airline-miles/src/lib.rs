@@ -16,13 +16,16 @@
 //! - **Redemption**: award tickets at fixed prices in miles plus taxes and fees in cash,
 //!   and Cash & Miles: pay part of a fare with miles (1 cent each) and the rest in cash.
 //! - **Partners**: a hotel (10 miles per USD, 150 % for Platinum and above) and a car
-//!   rental (3 miles per USD plus 500 per rental).
+//!   rental (3 miles per USD plus 500 per rental), earned on `partner-purchase` events.
+//!   Partner miles do not count for status. A `check-in` at a hotel earns nothing: the
+//!   stay earns once, when the hotel reports the bill. An unknown partner earns nothing.
+//! - **Joining** gives 500 miles that do not count for status.
 //!
 //! Every number is in the config (`config.schema.json`); the defaults are these.
 
 mod config;
 
-use config::{Config, FlightConfig, Partner, PartnerKind};
+use config::{CASH_AND_MILES, Config, FlightConfig, Partner, PartnerKind};
 use loyalty_sdk::money::group_thousands as thousands;
 use loyalty_sdk::prelude::*;
 
@@ -107,7 +110,7 @@ fn expiry(months: u32, now: Timestamp) -> Timestamp {
 
 impl AirlineMiles {
     fn flight(member: &Member, event: &Event, ctx: &Context) -> Result<Outcome, PluginError> {
-        let config: FlightConfig = ctx.config()?;
+        let config = FlightConfig::load(ctx)?;
         let now = ctx.now;
         let Some(amount) = &event.amount else {
             return Ok(Outcome::new());
@@ -167,6 +170,9 @@ impl AirlineMiles {
             rate = rate.times(Rate::percent(config.elite_hotel_multiplier_percent.into()));
         }
         let miles = amount.earn(rate, Rounding::Down) + partner.bonus_miles;
+        if miles <= 0 {
+            return Ok(Outcome::new());
+        }
         let mut credit = Credit::new(
             miles,
             format!("{} miles: {}", thousands(miles), partner.name),
@@ -231,25 +237,30 @@ impl AirlineMiles {
             i128::from(per_mile.numerator()),
             Rounding::Up,
         );
-        let wanted = requested.unwrap_or(member.balance);
-        if wanted > member.balance {
-            return RedemptionAnswer::reject(
+        let minimum = config.cash_and_miles_min_miles;
+        let insufficient = |wanted: i64| {
+            RedemptionAnswer::reject(
                 "insufficient-points",
                 format!(
-                    "{} miles requested; the balance is {}",
+                    "{} miles needed; the balance is {}",
                     thousands(wanted),
                     thousands(member.balance)
                 ),
-            );
-        }
+            )
+        };
+        let wanted = match requested {
+            Some(points) if points > member.balance => return insufficient(points),
+            Some(points) => points,
+            // Asking for no particular amount means "as many as I have": a balance
+            // under the minimum is the member's shortfall, not a small request.
+            None if member.balance < minimum && full >= minimum => return insufficient(minimum),
+            None => member.balance,
+        };
         let miles = wanted.min(full);
-        if miles < config.cash_and_miles_min_miles {
+        if miles < minimum {
             return RedemptionAnswer::reject(
                 "below-minimum",
-                format!(
-                    "Cash & Miles uses at least {} miles",
-                    thousands(config.cash_and_miles_min_miles)
-                ),
+                format!("Cash & Miles uses at least {} miles", thousands(minimum)),
             );
         }
         // What the miles cover rounds down, so the cash part rounds up.
@@ -262,7 +273,7 @@ impl AirlineMiles {
             cash.display()
         );
         let cash = (cash.minor > 0).then_some(cash);
-        RedemptionAnswer::accept("cash-and-miles", miles, cash, description)
+        RedemptionAnswer::accept(CASH_AND_MILES, miles, cash, description)
     }
 
     fn offer(partner: &Partner, status: Status, config: &Config) -> Offer {
@@ -324,11 +335,11 @@ impl Program for AirlineMiles {
         for award in &config.awards {
             info = info.reward(award.id.as_str(), award.name.as_str(), Some(award.miles));
         }
-        info.reward("cash-and-miles", "Cash & Miles", None)
+        info.reward(CASH_AND_MILES, "Cash & Miles", None)
     }
 
     fn on_enroll(_member: &Member, ctx: &Context) -> Result<Enrolment, PluginError> {
-        let config: Config = ctx.config()?;
+        let config = Config::load(ctx)?;
         let mut enrolment = Enrolment::new().tier(Status::Member.id());
         if config.welcome_bonus > 0 {
             // A welcome bonus is not flown: it does not count towards status.
@@ -345,7 +356,7 @@ impl Program for AirlineMiles {
             // The hot path: a flight reads only the config it needs.
             EventKind::Purchase => Self::flight(member, event, ctx),
             EventKind::PartnerPurchase => {
-                let config: Config = ctx.config()?;
+                let config = Config::load(ctx)?;
                 Self::partner_activity(member, event, &config, ctx.now)
             }
             // Refunds are reversed by the host; other events earn nothing here.
@@ -354,7 +365,7 @@ impl Program for AirlineMiles {
     }
 
     fn evaluate_tier(member: &Member, ctx: &Context) -> Result<TierDecision, PluginError> {
-        let config: Config = ctx.config()?;
+        let config = Config::load(ctx)?;
         let year = time::date(ctx.now).year;
         let this_year = member.stats.calendar_year.qualifying_points;
         let last_year = member.stats.previous_calendar_year.qualifying_points;
@@ -402,52 +413,53 @@ impl Program for AirlineMiles {
         if status == Status::Member {
             return Ok(Vec::new());
         }
-        // Status perks are granted per calendar year: a new entitlement each year.
-        let year = time::year_key(ctx.now);
-        let year_end = time::end_of_year(ctx.now);
+        // Unlimited perks last while the status does, so the grant is the tier: a
+        // member who moves up gets the new tier's version (two bags, not one) once.
+        let tier = status.id();
         let bags = match status {
             Status::Gold => 1,
             Status::Platinum => 2,
             _ => 3,
         };
         let mut perks = vec![
-            Perk::new("priority-boarding", "Priority boarding", year.as_str())
-                .valid_until(year_end),
+            Perk::new("priority-boarding", "Priority boarding", tier),
             Perk::new(
                 "checked-bag",
                 format!(
                     "{bags} free checked bag{} per flight",
                     if bags > 1 { "s" } else { "" }
                 ),
-                year.as_str(),
-            )
-            .valid_until(year_end),
+                tier,
+            ),
         ];
         if status >= Status::Platinum {
-            perks.push(Perk::new("lounge", "Lounge access", year.as_str()).valid_until(year_end));
+            perks.push(Perk::new("lounge", "Lounge access", tier));
         }
         if status >= Status::PlatinumPro {
-            perks.push(
-                Perk::new(
-                    "upgrade",
-                    "Complimentary upgrades on domestic flights",
-                    year.as_str(),
-                )
-                .valid_until(year_end),
-            );
+            perks.push(Perk::new(
+                "upgrade",
+                "Complimentary upgrades on domestic flights",
+                tier,
+            ));
         }
         if status == Status::ExecutivePlatinum {
+            // Certificates are counted: a new allowance of four each calendar year,
+            // used up within it.
             perks.push(
-                Perk::new("systemwide-upgrade", "Systemwide upgrade", year.as_str())
-                    .quantity(4)
-                    .valid_until(year_end),
+                Perk::new(
+                    "systemwide-upgrade",
+                    "Systemwide upgrade",
+                    time::year_key(ctx.now),
+                )
+                .quantity(4)
+                .valid_until(time::end_of_year(ctx.now)),
             );
         }
         Ok(perks)
     }
 
     fn offers(member: &Member, partner: &str, ctx: &Context) -> Result<Vec<Offer>, PluginError> {
-        let config: Config = ctx.config()?;
+        let config = Config::load(ctx)?;
         let status = Status::from_id(&member.tier);
         Ok(config
             .partner(partner)
@@ -460,9 +472,9 @@ impl Program for AirlineMiles {
         request: &RedemptionRequest,
         ctx: &Context,
     ) -> Result<RedemptionAnswer, PluginError> {
-        let config: Config = ctx.config()?;
+        let config = Config::load(ctx)?;
         Ok(match (&request.reward, &request.amount) {
-            (Some(reward), _) if reward != "cash-and-miles" => Self::award(member, reward, &config),
+            (Some(reward), _) if reward != CASH_AND_MILES => Self::award(member, reward, &config),
             (_, Some(fare)) => Self::cash_and_miles(member, fare, request.points, &config),
             _ => RedemptionAnswer::reject(
                 "invalid-request",

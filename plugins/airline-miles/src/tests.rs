@@ -1,6 +1,7 @@
 //! The airline programme's rules, with concrete numbers.
 
 use super::*;
+use crate::config::FlightConfig;
 use loyalty_sdk::testing::{context, event, member, purchase, redeem};
 use loyalty_sdk::{LineItem, Money};
 
@@ -227,16 +228,36 @@ fn each_status_has_its_perks() {
 }
 
 #[test]
-fn status_perks_are_granted_per_calendar_year() {
-    let perks = AirlineMiles::perks(&at("gold"), &context(NOW, "{}")).unwrap();
-    assert!(perks.iter().all(|p| p.grant == "2026"));
+fn unlimited_perks_are_granted_once_per_status_and_last_while_it_does() {
+    let gold = AirlineMiles::perks(&at("gold"), &context(NOW, "{}")).unwrap();
     assert!(
-        perks
-            .iter()
-            .all(|p| p.valid_until == Some(time::timestamp(2027, 1, 1, 0, 0, 0) - 1))
+        gold.iter()
+            .all(|p| p.grant == "gold" && p.quantity.is_none() && p.valid_until.is_none())
     );
-    let bag = perks.iter().find(|p| p.id == "checked-bag").unwrap();
-    assert_eq!(bag.name, "1 free checked bag per flight");
+    assert_eq!(gold[1].name, "1 free checked bag per flight");
+    let platinum = AirlineMiles::perks(&at("platinum"), &context(NOW, "{}")).unwrap();
+    assert_eq!(
+        (platinum[1].name.as_str(), platinum[1].grant.as_str()),
+        ("2 free checked bags per flight", "platinum")
+    );
+}
+
+#[test]
+fn executive_platinum_gets_four_systemwide_upgrades_each_calendar_year() {
+    let perks = AirlineMiles::perks(&at("executive-platinum"), &context(NOW, "{}")).unwrap();
+    let swu = perks.iter().find(|p| p.id == "systemwide-upgrade").unwrap();
+    assert_eq!(swu.quantity, Some(4));
+    assert_eq!(swu.grant, "2026");
+    assert_eq!(
+        swu.valid_until,
+        Some(time::timestamp(2027, 1, 1, 0, 0, 0) - 1)
+    );
+    let next_year = AirlineMiles::perks(
+        &at("executive-platinum"),
+        &context(NOW + 365 * 86_400, "{}"),
+    )
+    .unwrap();
+    assert_eq!(next_year.last().unwrap().grant, "2027");
 }
 
 fn quote(balance: i64, request: RedemptionRequest) -> RedemptionAnswer {
@@ -344,12 +365,29 @@ fn cash_and_miles_has_a_minimum_and_needs_the_miles() {
             .code,
         "below-minimum"
     );
+    // A $10.00 fare needs only 1,000 miles: too small for Cash & Miles.
+    assert_eq!(
+        quote(52_000, cash_and_miles(1_000, None))
+            .rejection()
+            .unwrap()
+            .code,
+        "below-minimum"
+    );
+    // 1,500 miles exactly is enough.
+    assert_eq!(
+        quote(52_000, cash_and_miles(45_000, Some(1_500)))
+            .quote()
+            .unwrap()
+            .cash,
+        Some(Money::new(43_500, "USD"))
+    );
+    // Without a requested amount, a balance under the minimum is the member's shortfall.
     assert_eq!(
         quote(500, cash_and_miles(45_000, None))
             .rejection()
             .unwrap()
             .code,
-        "below-minimum"
+        "insufficient-points"
     );
     assert_eq!(
         quote(10_000, cash_and_miles(45_000, Some(20_000)))
@@ -387,6 +425,22 @@ fn a_hotel_stay_earns_10_miles_per_dollar_and_15_for_platinum() {
         !out.credits[0].qualifying,
         "partner miles do not count for status by default"
     );
+}
+
+#[test]
+fn nothing_spent_at_a_hotel_earns_nothing_and_a_hotel_check_in_earns_nothing() {
+    assert_eq!(miles("platinum", &partner_stay("skyhotels", 0)), 0);
+    let mut check_in = event("ci-1", EventKind::CheckIn, NOW);
+    check_in.partner = Some("skyhotels".into());
+    assert_eq!(miles("platinum", &check_in), 0);
+}
+
+#[test]
+fn partner_spend_in_another_currency_is_refused() {
+    let mut e = partner_stay("skyhotels", 30_000);
+    e.amount = Some(Money::new(30_000, "VND"));
+    let err = AirlineMiles::on_event(&at("gold"), &e, &context(NOW, "{}")).unwrap_err();
+    assert_eq!(err.code, "unsupported-currency");
 }
 
 #[test]
@@ -436,18 +490,87 @@ fn joining_gives_a_non_qualifying_welcome_bonus_at_member() {
 fn the_default_config_text_is_the_default_config() {
     let parsed: Config = serde_json::from_str(config::DEFAULT_CONFIG).unwrap();
     assert_eq!(parsed, Config::default());
+    // Field for field, so the text cannot leave out something the default fills in.
+    let text: serde_json::Value = serde_json::from_str(config::DEFAULT_CONFIG).unwrap();
+    assert_eq!(serde_json::to_value(Config::default()).unwrap(), text);
+    assert_eq!(
+        serde_json::from_str::<FlightConfig>(config::DEFAULT_CONFIG).unwrap(),
+        FlightConfig::default()
+    );
 }
 
 #[test]
 fn the_schema_lists_every_config_field() {
     let schema: serde_json::Value = serde_json::from_str(CONFIG_SCHEMA).unwrap();
-    let props = schema["properties"].as_object().unwrap();
-    let defaults: serde_json::Value = serde_json::from_str(config::DEFAULT_CONFIG).unwrap();
-    for key in defaults.as_object().unwrap().keys() {
-        assert!(props.contains_key(key), "schema lacks {key}");
-    }
-    assert_eq!(props.len(), defaults.as_object().unwrap().len());
     assert_eq!(schema["additionalProperties"], false);
+    let mut listed: Vec<_> = schema["properties"].as_object().unwrap().keys().collect();
+    let config = serde_json::to_value(Config::default()).unwrap();
+    let mut fields: Vec<_> = config.as_object().unwrap().keys().collect();
+    listed.sort();
+    fields.sort();
+    assert_eq!(listed, fields);
+    for (key, property) in schema["properties"].as_object().unwrap() {
+        assert!(
+            property["description"].is_string(),
+            "{key} has no description"
+        );
+    }
+}
+
+#[test]
+fn the_flight_config_knows_every_field_and_refuses_unknown_ones() {
+    let defaults: serde_json::Value = serde_json::from_str(config::DEFAULT_CONFIG).unwrap();
+    for (key, value) in defaults.as_object().unwrap() {
+        let one = serde_json::json!({ key: value }).to_string();
+        assert!(
+            serde_json::from_str::<FlightConfig>(&one).is_ok(),
+            "flight config refuses {key}"
+        );
+    }
+    let typo = context(NOW, r#"{"expiry_month": 12}"#);
+    let err = AirlineMiles::on_event(&at("gold"), &flight(100, 0), &typo).unwrap_err();
+    assert_eq!(err.code, "invalid-config");
+}
+
+fn config_error(config: &str) -> String {
+    AirlineMiles::quote_redemption(&at("gold"), &redeem("upgrade"), &context(NOW, config))
+        .unwrap_err()
+        .code
+}
+
+#[test]
+fn configs_the_rules_cannot_use_are_refused() {
+    assert_eq!(
+        config_error(r#"{"cents_per_mile_hundredths": 0}"#),
+        "invalid-config"
+    );
+    assert_eq!(
+        config_error(
+            r#"{"thresholds": {"gold": 40000, "platinum": 40000, "platinum_pro": 125000, "executive_platinum": 200000}}"#
+        ),
+        "invalid-config"
+    );
+    assert_eq!(config_error(r#"{"expiry_months": 0}"#), "invalid-config");
+    assert_eq!(config_error(r#"{"currency": "usd"}"#), "invalid-config");
+    assert_eq!(
+        config_error(
+            r#"{"awards": [{"id": "a", "name": "A", "miles": 1, "fees_minor": 0}, {"id": "a", "name": "B", "miles": 2, "fees_minor": 0}]}"#
+        ),
+        "invalid-config"
+    );
+    assert_eq!(
+        config_error(
+            r#"{"awards": [{"id": "cash-and-miles", "name": "A", "miles": 1, "fees_minor": 0}]}"#
+        ),
+        "invalid-config"
+    );
+    let flight_err = AirlineMiles::on_event(
+        &at("gold"),
+        &flight(100, 0),
+        &context(NOW, r#"{"expiry_months": 100000}"#),
+    )
+    .unwrap_err();
+    assert_eq!(flight_err.code, "invalid-config");
 }
 
 #[test]
@@ -464,7 +587,17 @@ fn describe_lists_tiers_perks_and_the_award_chart() {
             "executive-platinum"
         ]
     );
-    assert_eq!(info.perks.len(), 5);
+    let perks: Vec<_> = info.perks.iter().map(|p| p.id.as_str()).collect();
+    for tier in ["gold", "platinum", "platinum-pro", "executive-platinum"] {
+        for perk in AirlineMiles::perks(&at(tier), &context(NOW, "{}")).unwrap() {
+            assert!(
+                perks.contains(&perk.id.as_str()),
+                "{} not described",
+                perk.id
+            );
+        }
+    }
+    assert!(info.rewards.iter().any(|r| r.id == "cash-and-miles"));
     assert!(
         info.rewards
             .iter()
