@@ -188,17 +188,52 @@ impl Account {
         if self.debt == 0 {
             return;
         }
-        let mut debt = self.debt;
+        let (_, left) = self.take(self.debt, now);
+        self.debt = left;
+    }
+
+    /// Take up to `points` from the lots spendable at `now`, in spending order.
+    /// Returns what came from which lot and the part that could not be taken.
+    fn take(&mut self, points: i64, now: Timestamp) -> (Vec<Taken>, i64) {
+        let mut left = points;
+        let mut taken = Vec::new();
         for i in self.spend_order(now) {
-            let lot = &mut self.lots[i];
-            let take = lot.remaining.min(debt);
-            lot.remaining -= take;
-            debt -= take;
-            if debt == 0 {
+            if left == 0 {
                 break;
             }
+            let lot = &mut self.lots[i];
+            let n = lot.remaining.min(left);
+            lot.remaining -= n;
+            left -= n;
+            taken.push(Taken {
+                lot: lot.id,
+                points: n,
+            });
         }
-        self.debt = debt;
+        (taken, left)
+    }
+
+    /// Add a lot of `points` and return its id.
+    fn push_lot(
+        &mut self,
+        points: i64,
+        at: Timestamp,
+        expires_at: Option<Timestamp>,
+        pending_until: Option<Timestamp>,
+        event: Option<&str>,
+    ) -> u64 {
+        self.next_lot += 1;
+        self.lots.push(Lot {
+            id: self.next_lot,
+            remaining: points,
+            original: points,
+            earned_at: at,
+            expires_at,
+            pending_until,
+            event: event.map(str::to_string),
+            reversed: 0,
+        });
+        self.next_lot
     }
 
     /// Indices of lots spendable at `now`, in spending order: earliest expiry first
@@ -231,18 +266,7 @@ impl Account {
         if points <= 0 {
             return Err(LedgerError::NotPositive(points));
         }
-        self.next_lot += 1;
-        let id = self.next_lot;
-        self.lots.push(Lot {
-            id,
-            remaining: points,
-            original: points,
-            earned_at: at,
-            expires_at,
-            pending_until,
-            event: event.map(str::to_string),
-            reversed: 0,
-        });
+        let id = self.push_lot(points, at, expires_at, pending_until, event);
         self.line(at, LineKind::Earn, points, reason, event, None);
         self.repay_debt(at);
         Ok(id)
@@ -268,21 +292,7 @@ impl Account {
                 available,
             });
         }
-        let mut left = points;
-        let mut taken = Vec::new();
-        for i in self.spend_order(at) {
-            let lot = &mut self.lots[i];
-            let take = lot.remaining.min(left);
-            lot.remaining -= take;
-            left -= take;
-            taken.push(Taken {
-                lot: lot.id,
-                points: take,
-            });
-            if left == 0 {
-                break;
-            }
-        }
+        let (taken, _) = self.take(points, at);
         self.line(at, LineKind::Redeem, -points, reason, Some(reference), None);
         Ok(taken)
     }
@@ -297,17 +307,7 @@ impl Account {
                 lot.remaining += t.points;
             } else {
                 // The lot was compacted away: restore its points as a new lot.
-                self.next_lot += 1;
-                self.lots.push(Lot {
-                    id: self.next_lot,
-                    remaining: t.points,
-                    original: t.points,
-                    earned_at: at,
-                    expires_at: None,
-                    pending_until: None,
-                    event: None,
-                    reversed: 0,
-                });
+                self.push_lot(t.points, at, None, None, None);
             }
             total += t.points;
         }
@@ -393,17 +393,7 @@ impl Account {
             return Err(LedgerError::NotPositive(0));
         }
         if points > 0 {
-            self.next_lot += 1;
-            self.lots.push(Lot {
-                id: self.next_lot,
-                remaining: points,
-                original: points,
-                earned_at: at,
-                expires_at: None,
-                pending_until: None,
-                event: None,
-                reversed: 0,
-            });
+            self.push_lot(points, at, None, None, None);
             self.line(
                 at,
                 LineKind::Adjust,
@@ -415,16 +405,7 @@ impl Account {
             self.repay_debt(at);
         } else {
             self.settle(at);
-            let mut left = -points;
-            for i in self.spend_order(at) {
-                let lot = &mut self.lots[i];
-                let take = lot.remaining.min(left);
-                lot.remaining -= take;
-                left -= take;
-                if left == 0 {
-                    break;
-                }
-            }
+            let (_, left) = self.take(-points, at);
             self.debt += left;
             self.line(
                 at,
