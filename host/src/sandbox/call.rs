@@ -124,11 +124,12 @@ impl CompiledPlugin {
             })?;
         let result = CheckedHook::typed::<S>(func).call(&mut store, params);
         let fuel_left = store.get_fuel().unwrap_or(0);
-        let data = store.data();
+        // The store is dropped when this call returns: move the logs out, no copy.
+        let data = store.data_mut();
         let report = CallReport {
             fuel_used: limits.fuel.saturating_sub(fuel_left),
             duration: started.elapsed(),
-            logs: data.logs.clone(),
+            logs: std::mem::take(&mut data.logs),
             logs_dropped: data.logs_dropped,
         };
         match result {
