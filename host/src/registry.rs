@@ -7,7 +7,7 @@
 //!   uploading the same plugin twice gives the same version.
 //! - A merchant activates one version; rolling back activates the one active before.
 //!   Activation swaps an `Arc`: calls in flight hold the version they started with.
-//! - Versions, their component bytes and the activation history live in [`Storage`];
+//! - Versions, their uploaded bytes and the activation history live in [`Storage`];
 //!   compiled artefacts are cached on disk in a directory named for the engine's
 //!   configuration and wasmtime version, so a restart does not recompile and an
 //!   artefact from another engine is never loaded.
@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use wasmtime::component::Component;
 
 use crate::domain::{ProgramInfo, Timestamp};
-use crate::sandbox::{CompiledPlugin, LoadError, Sandbox, componentize, valid_id};
+use crate::sandbox::{CompiledPlugin, LoadError, Sandbox, is_core_module, valid_id};
 use crate::storage::{Batch, Key, Space, Storage, StorageError};
 
 mod cache;
@@ -234,21 +233,14 @@ impl Registry {
             return Ok(existing);
         }
         let label = format!("merchant {merchant}, version {}", &version[..12]);
-        // Size is checked before anything else touches the bytes.
-        let limit = self.sandbox.limits().plugin_bytes;
-        if bytes.len() > limit {
-            return Err(LoadError::TooLarge {
-                size: bytes.len(),
-                limit,
-            }
-            .into());
-        }
-        let (component_bytes, source) = if bytes.starts_with(b"\0asm") && bytes.get(4) == Some(&1) {
-            (componentize(bytes)?, SourceKind::CoreModule)
+        let source = if is_core_module(bytes) {
+            SourceKind::CoreModule
         } else {
-            (bytes.to_vec(), SourceKind::Component)
+            SourceKind::Component
         };
-        let plugin = self.sandbox.load(&label, &component_bytes)?;
+        // The sandbox checks the size first, then wasm, componentizes a core module,
+        // compiles and describes: the upload is stored as uploaded.
+        let plugin = self.sandbox.load(&label, bytes)?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
         check_config_schema(plugin.info())?;
         let info = VersionInfo {
@@ -264,7 +256,7 @@ impl Registry {
             .put(
                 Space::PluginBlobs,
                 version_key(merchant, &version),
-                component_bytes,
+                bytes.to_vec(),
             )
             .put(
                 Space::PluginVersions,
@@ -341,10 +333,10 @@ impl Registry {
             "merchant {merchant}, version {}",
             &version[..version.len().min(12)]
         );
-        let component: Component = match self.cache.load(version) {
-            Some(c) => {
+        let plugin = match self.cache.load(version) {
+            Some(component) => {
                 self.stats.from_cache.fetch_add(1, Ordering::Relaxed);
-                c
+                self.sandbox.from_component(&label, component)?
             }
             None => {
                 let bytes = self
@@ -354,17 +346,12 @@ impl Registry {
                         merchant: merchant.to_string(),
                         version: version.to_string(),
                     })?;
-                let component = Component::new(self.sandbox.engine(), &bytes).map_err(|e| {
-                    LoadError::Compile {
-                        reason: e.to_string(),
-                    }
-                })?;
+                let plugin = self.sandbox.load(&label, &bytes)?;
                 self.stats.compiled.fetch_add(1, Ordering::Relaxed);
-                self.cache.store(version, &component);
-                component
+                self.cache.store(version, plugin.component());
+                plugin
             }
         };
-        let plugin = self.sandbox.from_component(&label, component)?;
         compiled.insert(key, plugin.clone());
         Ok(plugin)
     }

@@ -64,7 +64,7 @@ impl CompiledPlugin {
 }
 
 /// Whether the bytes start like a core module (`\0asm` version 1).
-fn is_core_module(bytes: &[u8]) -> bool {
+pub fn is_core_module(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[4..8] == [1, 0, 0, 0]
 }
 

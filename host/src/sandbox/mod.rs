@@ -28,7 +28,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 
 pub use call::{CallReport, Called, LogLine};
 pub use error::{Failure, Hook, HookError, LoadError};
-pub use load::{CompiledPlugin, componentize};
+pub use load::{CompiledPlugin, componentize, is_core_module};
 use state::CallState;
 pub use validate::valid_id;
 
