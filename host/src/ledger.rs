@@ -32,10 +32,6 @@ pub struct Lot {
     pub expires_at: Option<Timestamp>,
     /// Until when the points are pending (not spendable).
     pub pending_until: Option<Timestamp>,
-    /// The event that earned them (refunds find lots by it).
-    pub event: Option<String>,
-    /// Points of `original` already reversed by refunds.
-    pub reversed: i64,
 }
 
 impl Lot {
@@ -94,6 +90,18 @@ pub struct Taken {
     pub points: i64,
 }
 
+/// The points one event earned into one lot, as its event record keeps them, so a
+/// refund can reverse exactly those points even after the lot was spent and dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Earned {
+    /// The lot the points went into.
+    pub lot: u64,
+    /// Points earned.
+    pub points: i64,
+    /// Points of them already reversed by refunds.
+    pub reversed: i64,
+}
+
 /// Why an operation was refused. Nothing changes when one is returned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -115,14 +123,22 @@ pub enum LedgerError {
 }
 
 /// One member's points: lots, debt, and the ledger lines that explain them.
+///
+/// The ledger itself is stored apart from the account (it only grows); `lines` holds
+/// the lines written since the account was loaded, for the caller to store, and
+/// `total` the sum of every line ever written, so the invariant can be checked
+/// without reading the whole ledger.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    /// Lots, in creation order (empty lots are dropped by [`Account::compact`]).
+    /// Lots that still hold points, in creation order.
     pub lots: Vec<Lot>,
     /// Points owed.
     pub debt: i64,
-    /// The ledger (append-only).
+    /// Lines written since the account was loaded (not stored with it).
+    #[serde(skip)]
     pub lines: Vec<Line>,
+    /// The sum of every ledger line.
+    pub total: i64,
     next_lot: u64,
     next_seq: u64,
 }
@@ -154,6 +170,7 @@ impl Account {
         by: Option<&str>,
     ) {
         self.next_seq += 1;
+        self.total += points;
         self.lines.push(Line {
             seq: self.next_seq,
             at,
@@ -220,7 +237,6 @@ impl Account {
         at: Timestamp,
         expires_at: Option<Timestamp>,
         pending_until: Option<Timestamp>,
-        event: Option<&str>,
     ) -> u64 {
         self.next_lot += 1;
         self.lots.push(Lot {
@@ -230,8 +246,6 @@ impl Account {
             earned_at: at,
             expires_at,
             pending_until,
-            event: event.map(str::to_string),
-            reversed: 0,
         });
         self.next_lot
     }
@@ -266,7 +280,7 @@ impl Account {
         if points <= 0 {
             return Err(LedgerError::NotPositive(points));
         }
-        let id = self.push_lot(points, at, expires_at, pending_until, event);
+        let id = self.push_lot(points, at, expires_at, pending_until);
         self.line(at, LineKind::Earn, points, reason, event, None);
         self.repay_debt(at);
         Ok(id)
@@ -307,7 +321,7 @@ impl Account {
                 lot.remaining += t.points;
             } else {
                 // The lot was compacted away: restore its points as a new lot.
-                self.push_lot(t.points, at, None, None, None);
+                self.push_lot(t.points, at, None, None);
             }
             total += t.points;
         }
@@ -324,14 +338,14 @@ impl Account {
         }
     }
 
-    /// Reverse the points `event` earned, so that in total `fraction` (numerator,
-    /// denominator) of them is reversed: a full refund is (1, 1); a second partial
-    /// refund passes the cumulative fraction refunded so far. Points still in the
-    /// lots come back out of them; points already spent become debt. Returns the
-    /// points reversed now.
-    pub fn reverse_event(
+    /// Reverse the points an event earned (`earned`, from its record) so that in
+    /// total `fraction` (numerator, denominator) of them is reversed: a full refund is
+    /// (1, 1); a second partial refund passes the cumulative fraction refunded so far.
+    /// Points still in their lots come back out of them; points already spent (or
+    /// expired) become debt. Updates `earned` and returns the points reversed now.
+    pub fn reverse(
         &mut self,
-        event: &str,
+        earned: &mut [Earned],
         fraction: (i64, i64),
         at: Timestamp,
         reason: &str,
@@ -344,21 +358,23 @@ impl Account {
         let num = num.min(den);
         let mut reversed_now = 0;
         let mut debt_added = 0;
-        for lot in self
-            .lots
-            .iter_mut()
-            .filter(|l| l.event.as_deref() == Some(event))
-        {
+        for e in earned.iter_mut() {
             // Cumulative target, rounded down: a member never loses more than the
             // refunded share of what they earned.
-            let target = (i128::from(lot.original) * i128::from(num) / i128::from(den)) as i64;
-            let due = target - lot.reversed;
+            let target = (i128::from(e.points) * i128::from(num) / i128::from(den)) as i64;
+            let due = target - e.reversed;
             if due <= 0 {
                 continue;
             }
-            let from_lot = lot.remaining.min(due);
-            lot.remaining -= from_lot;
-            lot.reversed += due;
+            let from_lot = match self.lots.iter_mut().find(|l| l.id == e.lot) {
+                Some(lot) => {
+                    let n = lot.remaining.min(due);
+                    lot.remaining -= n;
+                    n
+                }
+                None => 0,
+            };
+            e.reversed += due;
             debt_added += due - from_lot;
             reversed_now += due;
         }
@@ -393,7 +409,7 @@ impl Account {
             return Err(LedgerError::NotPositive(0));
         }
         if points > 0 {
-            self.push_lot(points, at, None, None, None);
+            self.push_lot(points, at, None, None);
             self.line(
                 at,
                 LineKind::Adjust,
@@ -447,15 +463,26 @@ impl Account {
         total
     }
 
-    /// Drop lots that are empty and can no longer be refunded into (no event) to keep
-    /// the account small.
+    /// Drop empty lots to keep the account small (refunds find their points through
+    /// the event's [`Earned`] record, not the lot).
     pub fn compact(&mut self) {
-        self.lots.retain(|l| l.remaining > 0 || l.event.is_some());
+        self.lots.retain(|l| l.remaining > 0);
+    }
+
+    /// The earliest moment after which something changes by itself: a lot expires or
+    /// a pending lot matures. The expiry sweep skips accounts whose moment is later.
+    pub fn next_change(&self) -> Option<Timestamp> {
+        self.lots
+            .iter()
+            .filter(|l| l.remaining > 0)
+            .flat_map(|l| [l.expires_at, l.pending_until])
+            .flatten()
+            .min()
     }
 
     /// The invariant (see the module docs), as an error naming what broke.
     pub fn check(&self, now: Timestamp) -> Result<(), String> {
-        let sum: i64 = self.lines.iter().map(|l| l.points).sum();
+        let sum = self.total;
         let b = self.balance(now);
         if sum != b.available + b.pending - b.debt {
             return Err(format!(

@@ -18,6 +18,29 @@ pub use sled_store::SledStorage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Space {
+    /// Merchants: settings, point value and budget.
+    Merchants,
+    /// Members: profile, tier, points account, statistics, plugin state, perks.
+    Members,
+    /// Lookup codes: member card codes and referral codes, to member ids.
+    Codes,
+    /// Ledger lines, in pages per member.
+    Ledger,
+    /// Idempotency records: processed events (with what they earned) and other
+    /// operations, by the caller's id.
+    Idempotency,
+    /// Redemptions: quotes, commits, cancellations.
+    Redemptions,
+    /// Tier changes per member.
+    TierHistory,
+    /// Points issued per merchant and budget period.
+    Budget,
+    /// Partners of a merchant.
+    Partners,
+    /// API keys (hashed).
+    Keys,
+    /// Webhook deliveries waiting to be sent, written with the change they announce.
+    Outbox,
     /// Plugin versions: metadata per merchant and version.
     PluginVersions,
     /// Plugin component bytes, by content hash (per merchant).
@@ -28,7 +51,18 @@ pub enum Space {
 
 impl Space {
     /// Every space.
-    pub const ALL: [Space; 3] = [
+    pub const ALL: [Space; 14] = [
+        Space::Merchants,
+        Space::Members,
+        Space::Codes,
+        Space::Ledger,
+        Space::Idempotency,
+        Space::Redemptions,
+        Space::TierHistory,
+        Space::Budget,
+        Space::Partners,
+        Space::Keys,
+        Space::Outbox,
         Space::PluginVersions,
         Space::PluginBlobs,
         Space::PluginActive,
@@ -37,6 +71,17 @@ impl Space {
     /// The space's stable name.
     pub fn name(self) -> &'static str {
         match self {
+            Space::Merchants => "merchants",
+            Space::Members => "members",
+            Space::Codes => "codes",
+            Space::Ledger => "ledger",
+            Space::Idempotency => "idempotency",
+            Space::Redemptions => "redemptions",
+            Space::TierHistory => "tier_history",
+            Space::Budget => "budget",
+            Space::Partners => "partners",
+            Space::Keys => "keys",
+            Space::Outbox => "outbox",
             Space::PluginVersions => "plugin_versions",
             Space::PluginBlobs => "plugin_blobs",
             Space::PluginActive => "plugin_active",
@@ -70,6 +115,33 @@ impl Key {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The key's last part (after the last separator). Only meaningful when the last
+    /// part contains no NUL byte (ids and big-endian numbers below 2^56 qualify only
+    /// if they have no zero byte, so numbers are read with [`Key::suffix`] instead).
+    pub fn last_part(&self) -> &[u8] {
+        match self.0.iter().rposition(|b| *b == 0) {
+            Some(i) => &self.0[i + 1..],
+            None => &self.0,
+        }
+    }
+
+    /// The last `n` bytes (a fixed-width part such as a big-endian sequence number).
+    pub fn suffix(&self, n: usize) -> &[u8] {
+        &self.0[self.0.len().saturating_sub(n)..]
+    }
+}
+
+/// A big-endian, fixed-width key part for numbers, so keys sort numerically.
+pub fn seq_part(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+/// Read a number written with [`seq_part`] from the end of `key`.
+pub fn seq_of(key: &Key) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(key.suffix(8));
+    u64::from_be_bytes(b)
 }
 
 /// Why storage failed. The message is for operators' logs, not for API clients.
@@ -116,16 +188,40 @@ pub trait Storage: Send + Sync + 'static {
     /// The value at `key`.
     fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError>;
 
-    /// Every key and value of `merchant` in `space` whose key starts with `prefix`
-    /// (after the merchant part), in key order.
+    /// Every key and value of `merchant` in `space` under the key parts `prefix`
+    /// (whole parts: prefix `["m1"]` does not match `"m10"`), in key order.
     fn scan(
         &self,
         space: Space,
         merchant: &str,
         prefix: &[&[u8]],
+    ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
+        self.scan_page(space, merchant, prefix, None, usize::MAX, false)
+    }
+
+    /// Up to `limit` keys and values under `prefix` (as [`Storage::scan`]) that come
+    /// after the key `after` (or from the start), in key order, or in reverse order
+    /// (before `after`) when `reverse`. This is what cursor pagination is built on.
+    fn scan_page(
+        &self,
+        space: Space,
+        merchant: &str,
+        prefix: &[&[u8]],
+        after: Option<&Key>,
+        limit: usize,
+        reverse: bool,
     ) -> Result<Vec<(Key, Vec<u8>)>, StorageError>;
 
-    /// The merchants that have any key in `space`.
+    /// Call `visit` with every key and value of `merchant` in `space`, in key order,
+    /// without holding them all in memory; `visit` returns false to stop.
+    fn visit(
+        &self,
+        space: Space,
+        merchant: &str,
+        visit: &mut dyn FnMut(&Key, &[u8]) -> bool,
+    ) -> Result<(), StorageError>;
+
+    /// The merchants that have any key in `space` (without reading all their keys).
     fn merchants(&self, space: Space) -> Result<Vec<String>, StorageError>;
 
     /// Apply `batch` atomically: all of it or none of it.
