@@ -20,6 +20,7 @@
 //!   JSON out, with fuel and time.
 
 pub mod domain;
+pub mod engine;
 pub mod ledger;
 pub mod pool;
 pub mod registry;

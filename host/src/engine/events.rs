@@ -1,0 +1,484 @@
+//! Events: purchases, refunds linked to their purchase, and custom events. Each runs
+//! `on-event`, then `evaluate-tier` and `perks`, and the whole outcome is one batch.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::invalid;
+use super::{
+    BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
+    MemberRecord, MerchantSettings, OnExceed, Programme, Refused, TierChange, TierResult,
+    check_member_id, config_text, decode, encode, fingerprint, lock,
+};
+use crate::domain::{Event, Money, Timestamp};
+use crate::ledger::Earned;
+use crate::sandbox::Hook;
+use crate::stats::Activity;
+use crate::storage::{Batch, Key, Space};
+
+/// An event posted for a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRequest {
+    /// The member.
+    pub member: String,
+    /// The event.
+    pub event: Event,
+}
+
+/// The idempotency key of an event.
+pub(super) fn event_key(merchant: &str, id: &str) -> Key {
+    Key::merchant(merchant, &[b"event", id.as_bytes()])
+}
+
+/// The budget state of one operation: the period's usage, read under the merchant's
+/// budget lock (held by the caller until the batch is applied).
+pub(super) struct BudgetState {
+    pub usage: BudgetUsage,
+    pub changed: bool,
+}
+
+/// The refund being applied to its purchase's record.
+pub(super) struct Refund<'a> {
+    original: &'a mut EventRecord,
+    original_id: String,
+    fraction: (i64, i64),
+    amount: i64,
+}
+
+impl Engine {
+    /// Post `event` for `member`. Idempotent by event id: a retry with the same request
+    /// answers the original result; the same id with another request is a conflict.
+    pub fn post_event(
+        &self,
+        merchant: &str,
+        member: &str,
+        event: &Event,
+    ) -> Result<Done<EventResult>, EngineError> {
+        check_member_id(member, "/member")?;
+        if event.id.is_empty() || event.id.len() > 128 {
+            return Err(invalid("/event/id", "must be 1-128 characters"));
+        }
+        let settings = self.merchant(merchant)?;
+        let print = fingerprint(&[member.as_bytes(), &encode(event)]);
+        let key = event_key(merchant, &event.id);
+        let _g = self.lock_member(merchant, member);
+        if let Some(done) = self.replay_event(&key, &event.id, &print)? {
+            return Ok(done);
+        }
+        let programme = self.programme(merchant)?;
+        let mut rec = self.load_active(merchant, member)?;
+        let mut batch = Batch::new();
+
+        // A refund's purchase: the same member's, not refunded beyond its amount.
+        let mut original: Option<(String, EventRecord)> = None;
+        if event.kind == "refund" {
+            let id = event.original_event.clone().unwrap_or_default();
+            match self
+                .storage
+                .get(Space::Idempotency, &event_key(merchant, &id))?
+            {
+                Some(b) => original = Some((id, decode(&b, "event")?)),
+                None => {
+                    return Err(EngineError::Refund {
+                        original: id,
+                        reason: "no such event".into(),
+                    });
+                }
+            }
+        }
+        let refund = match original.as_mut() {
+            Some((id, orig)) => Some(refund_of(orig, id.clone(), member, event)?),
+            None => None,
+        };
+
+        // With a budget, its period's usage is read and written under the merchant's
+        // budget lock, held until the batch is applied.
+        let budget_lock = settings.budget.as_ref().map(|_| self.budget_lock(merchant));
+        let _budget_guard = budget_lock.as_deref().map(lock);
+        let mut budget = match &settings.budget {
+            Some(b) => Some(BudgetState {
+                usage: self.load_usage(merchant, &b.period.key(event.occurred_at))?,
+                changed: false,
+            }),
+            None => None,
+        };
+
+        let config = config_text(&settings, &*programme);
+        let ctx = Ctx {
+            merchant,
+            now: event.occurred_at,
+            config: &config,
+            currency: &settings.currency,
+        };
+        let mut record = self.apply_event(
+            &settings,
+            &*programme,
+            &ctx,
+            &mut rec,
+            event,
+            refund,
+            &mut budget,
+            &mut batch,
+        )?;
+        if let Some((id, orig)) = &original {
+            batch.put(Space::Idempotency, event_key(merchant, id), encode(orig));
+        }
+        if let Some(b) = budget.as_ref().filter(|b| b.changed) {
+            batch.put(
+                Space::Budget,
+                Key::merchant(merchant, &[b.usage.period.as_bytes()]),
+                encode(&b.usage),
+            );
+        }
+        record.fingerprint = print;
+        let value = record.result.clone();
+        batch.put(Space::Idempotency, key, encode(&record));
+        self.put_member(&mut batch, merchant, &mut rec);
+        let ticket = self.apply(batch)?;
+        Ok(Done { value, ticket })
+    }
+
+    /// A retry's original answer, or a conflict, or `None` for a new event.
+    fn replay_event(
+        &self,
+        key: &Key,
+        id: &str,
+        print: &str,
+    ) -> Result<Option<Done<EventResult>>, EngineError> {
+        let Some(bytes) = self.storage.get(Space::Idempotency, key)? else {
+            return Ok(None);
+        };
+        let rec: EventRecord = decode(&bytes, "event")?;
+        if rec.fingerprint != print {
+            return Err(EngineError::Conflict {
+                scope: "event",
+                id: id.to_string(),
+            });
+        }
+        Ok(Some(Done {
+            value: rec.result,
+            // The original may still be waiting for its flush: so does its retry.
+            ticket: self.commit.current(),
+        }))
+    }
+
+    /// Apply one event to `rec` (loaded and locked by the caller), adding everything
+    /// but the member record itself to `batch`. Returns the event's record.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_event(
+        &self,
+        settings: &MerchantSettings,
+        programme: &dyn Programme,
+        ctx: &Ctx<'_>,
+        rec: &mut MemberRecord,
+        event: &Event,
+        refund: Option<Refund<'_>>,
+        budget: &mut Option<BudgetState>,
+        batch: &mut Batch,
+    ) -> Result<EventRecord, EngineError> {
+        let at = event.occurred_at;
+        rec.account.settle(at);
+        let snapshot = Self::snapshot(rec, at);
+        let outcome = programme
+            .on_event(&snapshot, event, ctx)?
+            .map_err(|error| EngineError::PluginRefused {
+                hook: Hook::OnEvent,
+                error,
+            })?;
+
+        // Credits, within the budget.
+        let mut credited = Vec::new();
+        let mut refused = Vec::new();
+        let mut earned = Vec::new();
+        let mut qualifying = Vec::new();
+        let mut over_budget = false;
+        let (mut points, mut qualifying_points) = (0, 0);
+        for c in outcome.credits {
+            if let Some(reason) = charge_budget(settings, budget, c.points, &mut over_budget) {
+                refused.push(Refused {
+                    points: c.points,
+                    credit_reason: c.reason,
+                    reason,
+                });
+                continue;
+            }
+            let lot = rec.account.credit(
+                c.points,
+                at,
+                c.expires_at,
+                c.pending_until,
+                &c.reason,
+                Some(&event.id),
+            )?;
+            earned.push(Earned {
+                lot,
+                points: c.points,
+                reversed: 0,
+            });
+            qualifying.push(c.qualifying);
+            points += c.points;
+            if c.qualifying {
+                qualifying_points += c.points;
+            }
+            credited.push(Credited {
+                points: c.points,
+                reason: c.reason,
+                qualifying: c.qualifying,
+                expires_at: c.expires_at,
+                pending_until: c.pending_until,
+            });
+        }
+
+        // A refund reverses its purchase's points.
+        let mut reversed = 0;
+        let mut spend = 0;
+        if let Some(r) = refund {
+            let before: Vec<i64> = r.original.earned.iter().map(|e| e.reversed).collect();
+            reversed = rec.account.reverse(
+                &mut r.original.earned,
+                r.fraction,
+                at,
+                &format!("refund of {}", r.original_id),
+                &event.id,
+            );
+            for (i, e) in r.original.earned.iter().enumerate() {
+                if r.original.qualifying.get(i).copied().unwrap_or(false) {
+                    qualifying_points -= e.reversed - before[i];
+                }
+            }
+            points -= reversed;
+            r.original.refunded += r.amount;
+            spend = -r.amount;
+        } else if event.kind == "purchase" {
+            spend = in_currency(&event.amount, &settings.currency);
+        }
+        rec.stats.record(
+            at,
+            Activity {
+                spend,
+                purchase: event.kind == "purchase",
+                points,
+                qualifying: qualifying_points,
+            },
+        );
+
+        if let Some(state) = outcome.state {
+            rec.state = state;
+        }
+        let new_badges: Vec<String> = outcome
+            .badges
+            .into_iter()
+            .filter(|b| rec.badges.insert(b.clone()))
+            .collect();
+        rec.annotations.extend(outcome.annotations);
+
+        let tier = self.decide_tier(programme, ctx, rec, at, Some(&event.id), batch)?;
+        let new_perks = self.refresh_perks(programme, ctx, rec, at)?;
+        let balance = rec.account.balance(at);
+        Ok(EventRecord {
+            member: rec.id.clone(),
+            kind: event.kind.clone(),
+            fingerprint: String::new(),
+            at,
+            amount: event.amount.clone(),
+            earned,
+            qualifying,
+            refunded: 0,
+            result: EventResult {
+                event: event.id.clone(),
+                member: rec.id.clone(),
+                kind: event.kind.clone(),
+                plugin_version: programme.version().to_string(),
+                credited,
+                refused,
+                reversed,
+                over_budget,
+                tier,
+                new_badges,
+                new_perks,
+                balance,
+            },
+        })
+    }
+
+    /// Run `evaluate-tier` and record a change.
+    pub(super) fn decide_tier(
+        &self,
+        programme: &dyn Programme,
+        ctx: &Ctx<'_>,
+        rec: &mut MemberRecord,
+        at: Timestamp,
+        event: Option<&str>,
+        batch: &mut Batch,
+    ) -> Result<TierResult, EngineError> {
+        let decision = programme
+            .evaluate_tier(&Self::snapshot(rec, at), ctx)?
+            .map_err(|error| EngineError::PluginRefused {
+                hook: Hook::EvaluateTier,
+                error,
+            })?;
+        let mut changed_from = None;
+        if decision.tier != rec.tier {
+            let change = TierChange {
+                from: rec.tier.clone(),
+                to: decision.tier.clone(),
+                at,
+                reason: decision.reason.clone(),
+                event: event.map(str::to_string),
+            };
+            self.put_tier_change(batch, ctx.merchant, rec, &change);
+            changed_from = Some(std::mem::replace(&mut rec.tier, decision.tier.clone()));
+            rec.tier_since = at;
+        }
+        rec.tier_reason = decision.reason.clone();
+        rec.tier_progress = decision.progress.clone();
+        rec.tier_valid_until = decision.valid_until;
+        Ok(TierResult {
+            tier: decision.tier,
+            changed_from,
+            reason: decision.reason,
+            progress: decision.progress,
+        })
+    }
+
+    /// Run `perks`: grants not held yet become entitlements (one per id and grant,
+    /// never granted twice); expired ones are dropped. Returns the new perk ids.
+    pub(super) fn refresh_perks(
+        &self,
+        programme: &dyn Programme,
+        ctx: &Ctx<'_>,
+        rec: &mut MemberRecord,
+        at: Timestamp,
+    ) -> Result<Vec<String>, EngineError> {
+        let perks = programme
+            .perks(&Self::snapshot(rec, at), ctx)?
+            .map_err(|error| EngineError::PluginRefused {
+                hook: Hook::Perks,
+                error,
+            })?;
+        let mut new = Vec::new();
+        for p in perks {
+            if rec.perks.iter().any(|e| e.id == p.id && e.grant == p.grant) {
+                continue;
+            }
+            new.push(p.id.clone());
+            rec.perks.push(Entitlement {
+                id: p.id,
+                name: p.name,
+                grant: p.grant,
+                quantity: p.quantity,
+                used: 0,
+                valid_until: p.valid_until,
+                granted_at: at,
+            });
+        }
+        rec.perks.retain(|e| e.valid_until.is_none_or(|v| v >= at));
+        Ok(new)
+    }
+}
+
+/// The amount in the programme currency's minor units (0 in another currency).
+fn in_currency(amount: &Option<Money>, currency: &str) -> i64 {
+    amount
+        .as_ref()
+        .filter(|m| m.currency == currency)
+        .map_or(0, |m| m.minor)
+}
+
+/// Charge `points` to the budget. Returns the reason when they are refused.
+pub(super) fn charge_budget(
+    settings: &MerchantSettings,
+    budget: &mut Option<BudgetState>,
+    points: i64,
+    over: &mut bool,
+) -> Option<String> {
+    let (Some(cfg), Some(pv), Some(state)) =
+        (&settings.budget, &settings.point_value, budget.as_mut())
+    else {
+        return None;
+    };
+    let value = pv.value_of(points);
+    let u = &mut state.usage;
+    if u.value + value > cfg.limit.minor {
+        match cfg.on_exceed {
+            OnExceed::Reject => {
+                u.refused_points += points;
+                state.changed = true;
+                return Some(format!(
+                    "the points budget for {} is spent: {} of {} {} issued, these {} points are worth {}",
+                    u.period, u.value, cfg.limit.minor, cfg.limit.currency, points, value
+                ));
+            }
+            OnExceed::Report => {
+                u.overrun_points += points;
+                *over = true;
+            }
+        }
+    }
+    u.points += points;
+    u.value += value;
+    state.changed = true;
+    None
+}
+
+/// Check a refund against its purchase and work out the cumulative fraction refunded.
+fn refund_of<'a>(
+    original: &'a mut EventRecord,
+    original_id: String,
+    member: &str,
+    event: &Event,
+) -> Result<Refund<'a>, EngineError> {
+    let fail = |reason: String| EngineError::Refund {
+        original: original_id.clone(),
+        reason,
+    };
+    if original.member != member {
+        return Err(fail("that event belongs to another member".into()));
+    }
+    if original.kind != "purchase" && original.kind != "partner_purchase" {
+        return Err(fail(format!(
+            "only purchases can be refunded, that event is a {}",
+            original.kind
+        )));
+    }
+    let bought = original.amount.clone().unwrap_or(Money {
+        minor: 0,
+        currency: String::new(),
+    });
+    let asked = event.amount.clone().unwrap_or(Money {
+        minor: 0,
+        currency: String::new(),
+    });
+    if asked.currency != bought.currency {
+        return Err(fail(format!(
+            "the purchase was in {}, the refund is in {}",
+            bought.currency, asked.currency
+        )));
+    }
+    let left = bought.minor - original.refunded;
+    let amount = if event.full.unwrap_or(true) {
+        left
+    } else {
+        asked.minor
+    };
+    if left <= 0 {
+        return Err(fail("the purchase is already fully refunded".into()));
+    }
+    if amount > left {
+        return Err(fail(format!(
+            "refunding {} but only {} of {} is left to refund",
+            amount, left, bought.minor
+        )));
+    }
+    let fraction = if bought.minor == 0 {
+        (1, 1)
+    } else {
+        (original.refunded + amount, bought.minor)
+    };
+    Ok(Refund {
+        original,
+        original_id,
+        fraction,
+        amount,
+    })
+}

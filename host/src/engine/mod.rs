@@ -1,0 +1,474 @@
+//! The programme engine: applies what merchants' programmes decide to member state,
+//! exactly once, atomically and durably.
+//!
+//! Every write operation follows the same steps (DESIGN.md §2):
+//! 1. take the member's lock (operations on one member are serialised; on different
+//!    members they run in parallel);
+//! 2. answer a retry from its idempotency record, or refuse a reused id with a
+//!    different request as a conflict;
+//! 3. load the member and the merchant's active programme, and call its hooks with a
+//!    snapshot of the member (a fresh sandbox instance per hook);
+//! 4. apply the whole outcome — ledger lines, lots, balance, stats, tier change, plugin
+//!    state, perks, idempotency record — in one storage batch;
+//! 5. release the lock and wait for the group commit to make the batch durable: a
+//!    success is only returned once it is flushed.
+//!
+//! A plugin failure or a refusal anywhere before step 4 writes nothing.
+//!
+//! The synchronous methods do all of this on the calling thread (guest code included),
+//! so async callers run them through [`Engine::submit`], which moves them to the
+//! bounded plugin pool and awaits durability without blocking a worker.
+
+mod commit;
+mod error;
+mod events;
+mod members;
+pub mod native;
+mod programme;
+mod records;
+mod redemptions;
+mod sweep;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::{MemberSnapshot, Timestamp};
+use crate::ledger::Line;
+use crate::pool::PluginPool;
+use crate::storage::{Batch, Key, Space, Storage, seq_part};
+
+pub use commit::{FlushStats, GroupCommit, Ticket};
+pub use error::EngineError;
+pub use events::EventRequest;
+pub use members::{
+    Adjustment, EnrolRequest, LedgerPage, MemberView, PerkView, ProfileUpdate, TierView,
+    normalize_code,
+};
+pub use programme::{Answer, CallError, Ctx, FixedProgrammes, Programme, Programmes};
+pub use records::*;
+pub use redemptions::QuoteAnswer;
+pub use sweep::SweepReport;
+
+use error::invalid;
+
+/// Member lock stripes: enough that unrelated members rarely share one.
+const STRIPES: usize = 4096;
+
+/// How long a redemption quote can be committed, by default.
+pub const QUOTE_TTL_SECS: i64 = 15 * 60;
+
+/// An operation's value and the ticket that makes it durable.
+#[derive(Debug)]
+pub struct Done<T> {
+    /// The result.
+    pub value: T,
+    /// Durable once the group commit has flushed it.
+    pub ticket: Ticket,
+}
+
+/// The engine (see the module docs). Share it behind an `Arc`.
+pub struct Engine {
+    storage: Arc<dyn Storage>,
+    programmes: Arc<dyn Programmes>,
+    commit: GroupCommit,
+    pool: Arc<PluginPool>,
+    // Std mutexes, one per stripe of members: held for one operation on one member
+    // (plugin calls and the batch apply included, never an await or the flush).
+    stripes: Vec<Mutex<()>>,
+    // A std RwLock: read on every operation, written when a merchant changes.
+    merchants: RwLock<HashMap<String, Arc<MerchantSettings>>>,
+    // Per-merchant budget locks: held from reading a period's usage to applying the
+    // batch that updates it, so concurrent credits cannot both spend the last of it.
+    budget_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// SHA-256 of `bytes`, hex.
+pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Member ids: 1-128 printable ASCII characters without spaces or '/'.
+pub fn valid_member_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
+}
+
+fn check_member_id(id: &str, pointer: &str) -> Result<(), EngineError> {
+    if valid_member_id(id) {
+        Ok(())
+    } else {
+        Err(invalid(
+            pointer,
+            "must be 1-128 printable ASCII characters without spaces or '/'",
+        ))
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, EngineError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| EngineError::Storage(format!("stored {what} is unreadable: {e}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our records contain no maps with non-string keys: serialising cannot fail.
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+impl Engine {
+    /// An engine over `storage`, calling the programmes `programmes` gives, running
+    /// guest code (in [`Engine::submit`]) on `pool`.
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        programmes: Arc<dyn Programmes>,
+        pool: Arc<PluginPool>,
+    ) -> Engine {
+        Engine {
+            commit: GroupCommit::start(storage.clone()),
+            storage,
+            programmes,
+            pool,
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            merchants: RwLock::new(HashMap::new()),
+            budget_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Flush counters of the group commit.
+    pub fn flush_stats(&self) -> FlushStats {
+        self.commit.stats()
+    }
+
+    /// Block until `done` is durable and return its value.
+    pub fn durable<T>(&self, done: Done<T>) -> Result<T, EngineError> {
+        self.commit.wait(done.ticket)?;
+        Ok(done.value)
+    }
+
+    /// Run `op` for `merchant` on the plugin pool (never on an async worker) and
+    /// return its value once durable.
+    pub async fn submit<T, F>(self: &Arc<Self>, merchant: &str, op: F) -> Result<T, EngineError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Engine) -> Result<Done<T>, EngineError> + Send + 'static,
+    {
+        let engine = self.clone();
+        let done = self.pool.run(merchant, move || op(&engine)).await??;
+        self.commit.wait_async(done.ticket).await?;
+        Ok(done.value)
+    }
+
+    // --- merchants ----------------------------------------------------------------
+
+    /// Create a merchant.
+    pub fn create_merchant(
+        &self,
+        settings: MerchantSettings,
+    ) -> Result<Done<MerchantSettings>, EngineError> {
+        if !crate::sandbox::valid_id(&settings.id) {
+            return Err(invalid(
+                "/id",
+                "must be 1-64 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        check_currency(&settings.currency, "/currency")?;
+        check_settings(&settings)?;
+        let key = Key::merchant(&settings.id, &[]);
+        let _g = lock(&self.stripes[0]);
+        if self.storage.get(Space::Merchants, &key)?.is_some() {
+            return Err(EngineError::MerchantExists(settings.id));
+        }
+        let mut b = Batch::new();
+        b.put(Space::Merchants, key, encode(&settings));
+        let ticket = self.apply(b)?;
+        self.cache_merchant(settings.clone());
+        Ok(Done {
+            value: settings,
+            ticket,
+        })
+    }
+
+    /// Change a merchant's settings (`change` edits a copy; the id and currency stay).
+    pub fn update_merchant(
+        &self,
+        merchant: &str,
+        change: impl FnOnce(&mut MerchantSettings),
+    ) -> Result<Done<MerchantSettings>, EngineError> {
+        let _g = lock(&self.stripes[0]);
+        let mut s = (*self.merchant(merchant)?).clone();
+        change(&mut s);
+        s.id = merchant.to_string();
+        check_settings(&s)?;
+        let mut b = Batch::new();
+        b.put(Space::Merchants, Key::merchant(merchant, &[]), encode(&s));
+        let ticket = self.apply(b)?;
+        self.cache_merchant(s.clone());
+        Ok(Done { value: s, ticket })
+    }
+
+    /// A merchant's settings.
+    pub fn merchant(&self, merchant: &str) -> Result<Arc<MerchantSettings>, EngineError> {
+        if let Some(s) = self
+            .merchants
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(merchant)
+        {
+            return Ok(s.clone());
+        }
+        let bytes = self
+            .storage
+            .get(Space::Merchants, &Key::merchant(merchant, &[]))?
+            .ok_or_else(|| EngineError::UnknownMerchant(merchant.to_string()))?;
+        let s: MerchantSettings = decode(&bytes, "merchant")?;
+        Ok(self.cache_merchant(s))
+    }
+
+    /// Every merchant's id.
+    pub fn merchant_ids(&self) -> Result<Vec<String>, EngineError> {
+        Ok(self.storage.merchants(Space::Merchants)?)
+    }
+
+    fn cache_merchant(&self, s: MerchantSettings) -> Arc<MerchantSettings> {
+        let s = Arc::new(s);
+        self.merchants
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(s.id.clone(), s.clone());
+        s
+    }
+
+    /// Points issued in `merchant`'s budget period containing `at`.
+    pub fn budget_usage(&self, merchant: &str, at: Timestamp) -> Result<BudgetUsage, EngineError> {
+        let s = self.merchant(merchant)?;
+        let period = s
+            .budget
+            .as_ref()
+            .map_or(BudgetPeriod::Month, |b| b.period)
+            .key(at);
+        self.load_usage(merchant, &period)
+    }
+
+    fn load_usage(&self, merchant: &str, period: &str) -> Result<BudgetUsage, EngineError> {
+        match self.storage.get(
+            Space::Budget,
+            &Key::merchant(merchant, &[period.as_bytes()]),
+        )? {
+            Some(b) => decode(&b, "budget usage"),
+            None => Ok(BudgetUsage {
+                period: period.to_string(),
+                ..BudgetUsage::default()
+            }),
+        }
+    }
+
+    fn budget_lock(&self, merchant: &str) -> Arc<Mutex<()>> {
+        lock(&self.budget_locks)
+            .entry(merchant.to_string())
+            .or_default()
+            .clone()
+    }
+
+    // --- shared steps ---------------------------------------------------------------
+
+    fn programme(&self, merchant: &str) -> Result<Arc<dyn Programme>, EngineError> {
+        self.programmes
+            .active(merchant)
+            .ok_or_else(|| EngineError::NoProgramme(merchant.to_string()))
+    }
+
+    fn stripe(&self, merchant: &str, member: &str) -> usize {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (merchant, member).hash(&mut h);
+        (h.finish() as usize) % STRIPES
+    }
+
+    fn lock_member(&self, merchant: &str, member: &str) -> MutexGuard<'_, ()> {
+        lock(&self.stripes[self.stripe(merchant, member)])
+    }
+
+    /// Lock two members in stripe order (one lock when they share a stripe).
+    fn lock_two(
+        &self,
+        merchant: &str,
+        a: &str,
+        b: &str,
+    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let (i, j) = (self.stripe(merchant, a), self.stripe(merchant, b));
+        if i == j {
+            return (lock(&self.stripes[i]), None);
+        }
+        let (lo, hi) = (i.min(j), i.max(j));
+        let first = lock(&self.stripes[lo]);
+        (first, Some(lock(&self.stripes[hi])))
+    }
+
+    fn member_key(merchant: &str, member: &str) -> Key {
+        Key::merchant(merchant, &[member.as_bytes()])
+    }
+
+    fn find_member(
+        &self,
+        merchant: &str,
+        member: &str,
+    ) -> Result<Option<MemberRecord>, EngineError> {
+        match self
+            .storage
+            .get(Space::Members, &Self::member_key(merchant, member))?
+        {
+            Some(b) => Ok(Some(decode(&b, "member")?)),
+            None => Ok(None),
+        }
+    }
+
+    fn load_member(&self, merchant: &str, member: &str) -> Result<MemberRecord, EngineError> {
+        self.find_member(merchant, member)?
+            .ok_or_else(|| EngineError::UnknownMember(member.to_string()))
+    }
+
+    fn load_active(&self, merchant: &str, member: &str) -> Result<MemberRecord, EngineError> {
+        let rec = self.load_member(merchant, member)?;
+        if rec.status != MemberStatus::Active {
+            return Err(EngineError::MemberInactive {
+                member: rec.id,
+                status: rec.status,
+            });
+        }
+        Ok(rec)
+    }
+
+    /// Add `rec` to the batch: its new ledger lines go to the page being filled, full
+    /// pages are stored apart, empty lots are dropped.
+    fn put_member(&self, b: &mut Batch, merchant: &str, rec: &mut MemberRecord) {
+        let lines: Vec<Line> = std::mem::take(&mut rec.account.lines);
+        for line in lines {
+            rec.ledger_page.push(line);
+            if rec.ledger_page.len() >= LEDGER_PAGE {
+                rec.ledger_pages += 1;
+                b.put(
+                    Space::Ledger,
+                    Key::merchant(merchant, &[rec.id.as_bytes(), &seq_part(rec.ledger_pages)]),
+                    encode(&rec.ledger_page),
+                );
+                rec.ledger_page.clear();
+            }
+        }
+        rec.account.compact();
+        b.put(
+            Space::Members,
+            Self::member_key(merchant, &rec.id),
+            encode(&*rec),
+        );
+    }
+
+    fn put_tier_change(
+        &self,
+        b: &mut Batch,
+        merchant: &str,
+        rec: &mut MemberRecord,
+        change: &TierChange,
+    ) {
+        rec.tier_changes += 1;
+        b.put(
+            Space::TierHistory,
+            Key::merchant(merchant, &[rec.id.as_bytes(), &seq_part(rec.tier_changes)]),
+            encode(change),
+        );
+    }
+
+    fn apply(&self, batch: Batch) -> Result<Ticket, EngineError> {
+        self.storage.apply(batch)?;
+        Ok(self.commit.applied())
+    }
+
+    /// What the plugin sees of `rec` at `now`.
+    fn snapshot(rec: &MemberRecord, now: Timestamp) -> MemberSnapshot {
+        let b = rec.account.balance(now);
+        MemberSnapshot {
+            id: rec.id.clone(),
+            enrolled_at: rec.enrolled_at,
+            tier: rec.tier.clone(),
+            tier_since: rec.tier_since,
+            balance: b.available,
+            pending: b.pending,
+            debt: b.debt,
+            birthday: rec.birthday.clone(),
+            referred_by: rec.referred_by.clone(),
+            attributes: rec.attributes.clone(),
+            stats: rec.stats.snapshot(now, rec.enrolled_at),
+            state: rec.state.clone(),
+        }
+    }
+}
+
+/// The config the plugin gets: the merchant's, or the plugin's default.
+fn config_text(settings: &MerchantSettings, programme: &dyn Programme) -> String {
+    match &settings.config {
+        Some(c) => c.to_string(),
+        None => programme.info().default_config.to_string(),
+    }
+}
+
+fn check_currency(c: &str, pointer: &str) -> Result<(), EngineError> {
+    if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(invalid(
+            pointer,
+            "must be an ISO 4217 code: three upper-case letters",
+        ))
+    }
+}
+
+fn check_settings(s: &MerchantSettings) -> Result<(), EngineError> {
+    if s.name.trim().is_empty() || s.name.len() > 200 {
+        return Err(invalid("/name", "must be 1-200 characters"));
+    }
+    if let Some(pv) = &s.point_value {
+        if pv.points <= 0 {
+            return Err(invalid("/point_value/points", "must be positive"));
+        }
+        if pv.worth.minor < 0 {
+            return Err(invalid("/point_value/worth/minor", "must not be negative"));
+        }
+        if pv.worth.currency != s.currency {
+            return Err(invalid(
+                "/point_value/worth/currency",
+                format!("must be the programme currency {}", s.currency),
+            ));
+        }
+    }
+    if let Some(b) = &s.budget {
+        if s.point_value.is_none() {
+            return Err(invalid(
+                "/budget",
+                "a budget needs point_value: what points are worth",
+            ));
+        }
+        if b.limit.minor < 0 {
+            return Err(invalid("/budget/limit/minor", "must not be negative"));
+        }
+        if b.limit.currency != s.currency {
+            return Err(invalid(
+                "/budget/limit/currency",
+                format!("must be the programme currency {}", s.currency),
+            ));
+        }
+    }
+    Ok(())
+}

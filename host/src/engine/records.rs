@@ -1,0 +1,369 @@
+//! What the engine stores, and what its operations answer. Stored as JSON in the
+//! storage spaces named on each type.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Attributes, Money, Quote, RedemptionRequest, State, TierProgress, Timestamp};
+use crate::ledger::{Account, Balance, Earned, Line, Taken};
+use crate::stats::ActivityStats;
+
+/// A merchant ([`crate::storage::Space::Merchants`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MerchantSettings {
+    /// Merchant id (a slug).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The programme currency (ISO 4217): stats and budgets are kept in it.
+    pub currency: String,
+    /// When created.
+    pub created_at: Timestamp,
+    /// The programme config; `None` means the active plugin's default config.
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+    /// What points are worth.
+    #[serde(default)]
+    pub point_value: Option<PointValue>,
+    /// The points budget.
+    #[serde(default)]
+    pub budget: Option<Budget>,
+}
+
+/// `points` points are worth `worth` (e.g. 100 points = 1.00 USD).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointValue {
+    /// A number of points.
+    pub points: i64,
+    /// What they are worth, in the programme currency.
+    pub worth: Money,
+}
+
+impl PointValue {
+    /// The value of `points` in minor units, rounded down.
+    pub fn value_of(&self, points: i64) -> i64 {
+        if self.points <= 0 {
+            return 0;
+        }
+        (i128::from(points) * i128::from(self.worth.minor) / i128::from(self.points)) as i64
+    }
+}
+
+/// The period a budget covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetPeriod {
+    /// A calendar month (UTC).
+    Month,
+    /// A calendar quarter.
+    Quarter,
+    /// A calendar year.
+    Year,
+}
+
+impl BudgetPeriod {
+    /// The period's key for `at`: "2026-11", "2026-q4", "2026".
+    pub fn key(self, at: Timestamp) -> String {
+        let d = loyalty_sdk::time::date(at);
+        match self {
+            BudgetPeriod::Month => format!("{:04}-{:02}", d.year, d.month),
+            BudgetPeriod::Quarter => format!("{:04}-q{}", d.year, (d.month - 1) / 3 + 1),
+            BudgetPeriod::Year => format!("{:04}", d.year),
+        }
+    }
+}
+
+/// What happens to credits beyond the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnExceed {
+    /// Refuse them, with the reason in the event's result.
+    Reject,
+    /// Credit them and report the overrun.
+    Report,
+}
+
+/// A points budget: the value of points issued per period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// The period.
+    pub period: BudgetPeriod,
+    /// The most issued points may be worth per period.
+    pub limit: Money,
+    /// What happens beyond it.
+    pub on_exceed: OnExceed,
+}
+
+/// Points issued in one budget period ([`crate::storage::Space::Budget`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetUsage {
+    /// The period key.
+    pub period: String,
+    /// Points issued.
+    pub points: i64,
+    /// Their value in minor units.
+    pub value: i64,
+    /// Points credited beyond the budget (report mode).
+    pub overrun_points: i64,
+    /// Points refused because of the budget (reject mode).
+    pub refused_points: i64,
+}
+
+/// Whether a member takes part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    /// Earning and redeeming.
+    Active,
+    /// Left the programme; points are kept, nothing new is posted.
+    OptedOut,
+    /// Personal attributes erased; the ledger's totals are kept.
+    Erased,
+}
+
+/// A perk the member holds (from the plugin's `perks`), one per (id, grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entitlement {
+    /// Perk id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The plugin's grant key.
+    pub grant: String,
+    /// Uses granted; `None` is unlimited.
+    pub quantity: Option<u32>,
+    /// Uses consumed.
+    pub used: u32,
+    /// Valid until.
+    pub valid_until: Option<Timestamp>,
+    /// When granted.
+    pub granted_at: Timestamp,
+}
+
+impl Entitlement {
+    /// Uses left (`None`: unlimited).
+    pub fn remaining(&self) -> Option<u32> {
+        self.quantity.map(|q| q.saturating_sub(self.used))
+    }
+
+    /// Whether it can be used at `now`.
+    pub fn usable(&self, now: Timestamp) -> bool {
+        self.valid_until.is_none_or(|v| v >= now) && self.remaining() != Some(0)
+    }
+}
+
+/// A member ([`crate::storage::Space::Members`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// Member id (the merchant's).
+    pub id: String,
+    /// Enrolment time.
+    pub enrolled_at: Timestamp,
+    /// Status.
+    pub status: MemberStatus,
+    /// Birthday "YYYY-MM-DD".
+    pub birthday: Option<String>,
+    /// Profile attributes (segment, anything the merchant sends).
+    pub attributes: Attributes,
+    /// The digital card code.
+    pub card_code: Option<String>,
+    /// The code others enrol with to be referred by this member.
+    pub referral_code: Option<String>,
+    /// Who referred this member.
+    pub referred_by: Option<String>,
+    /// A fingerprint of the enrolment request, for idempotent retries.
+    pub enrol_fingerprint: String,
+    /// Tier id.
+    pub tier: String,
+    /// In it since.
+    pub tier_since: Timestamp,
+    /// Why.
+    pub tier_reason: String,
+    /// Progress to the next tier.
+    pub tier_progress: Option<TierProgress>,
+    /// Guaranteed until.
+    pub tier_valid_until: Option<Timestamp>,
+    /// Tier changes recorded ([`crate::storage::Space::TierHistory`]).
+    pub tier_changes: u64,
+    /// Points.
+    pub account: Account,
+    /// Activity statistics.
+    pub stats: ActivityStats,
+    /// The plugin's state blob.
+    pub state: State,
+    /// Badges earned.
+    pub badges: BTreeSet<String>,
+    /// Facts the plugin recorded.
+    pub annotations: Attributes,
+    /// Perks held.
+    pub perks: Vec<Entitlement>,
+    /// The newest ledger lines (the page being filled).
+    pub ledger_page: Vec<Line>,
+    /// Full ledger pages stored ([`crate::storage::Space::Ledger`]).
+    pub ledger_pages: u64,
+}
+
+/// Ledger lines per stored page.
+pub const LEDGER_PAGE: usize = 32;
+
+/// A processed event ([`crate::storage::Space::Idempotency`], scope "event").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The member.
+    pub member: String,
+    /// Event kind.
+    pub kind: String,
+    /// SHA-256 of the request (member and event), to tell a retry from a conflict.
+    pub fingerprint: String,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Its amount, for purchases (refunds are proportional to it).
+    pub amount: Option<Money>,
+    /// Points it earned, per lot.
+    pub earned: Vec<Earned>,
+    /// Whether each of `earned` counted towards tiers.
+    pub qualifying: Vec<bool>,
+    /// For purchases: the amount refunded so far.
+    pub refunded: i64,
+    /// The answer given (and given again to a retry).
+    pub result: EventResult,
+}
+
+/// A credit as applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credited {
+    /// Points.
+    pub points: i64,
+    /// Why.
+    pub reason: String,
+    /// Counts towards tiers.
+    pub qualifying: bool,
+    /// Expiry.
+    pub expires_at: Option<Timestamp>,
+    /// Pending until.
+    pub pending_until: Option<Timestamp>,
+}
+
+/// A credit the budget refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    /// Points.
+    pub points: i64,
+    /// The plugin's reason for the credit.
+    pub credit_reason: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// A member's tier after an operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierResult {
+    /// Tier id.
+    pub tier: String,
+    /// The tier before, when it changed.
+    pub changed_from: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Progress to the next tier.
+    pub progress: Option<TierProgress>,
+}
+
+/// What posting an event did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResult {
+    /// The event id.
+    pub event: String,
+    /// The member.
+    pub member: String,
+    /// The event kind.
+    pub kind: String,
+    /// The plugin version that decided.
+    pub plugin_version: String,
+    /// Points credited.
+    pub credited: Vec<Credited>,
+    /// Credits refused by the budget.
+    pub refused: Vec<Refused>,
+    /// Points a refund reversed.
+    pub reversed: i64,
+    /// Whether issued points went over the budget (report mode).
+    pub over_budget: bool,
+    /// The tier after the event.
+    pub tier: TierResult,
+    /// Badges earned by this event.
+    pub new_badges: Vec<String>,
+    /// Perks granted by this event (ids).
+    pub new_perks: Vec<String>,
+    /// Balances after the event.
+    pub balance: Balance,
+}
+
+/// A tier change ([`crate::storage::Space::TierHistory`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierChange {
+    /// From ("" at enrolment).
+    pub from: String,
+    /// To.
+    pub to: String,
+    /// When.
+    pub at: Timestamp,
+    /// Why (the plugin's reason).
+    pub reason: String,
+    /// The event that caused it, if any.
+    pub event: Option<String>,
+}
+
+/// Where a redemption stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RedemptionStatus {
+    /// Priced, not committed.
+    Quoted,
+    /// Points deducted.
+    Committed,
+    /// Cancelled (points returned if it was committed).
+    Cancelled,
+}
+
+/// A redemption ([`crate::storage::Space::Redemptions`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedemptionRecord {
+    /// Redemption id.
+    pub id: String,
+    /// The member.
+    pub member: String,
+    /// The partner asking, if any.
+    pub partner: Option<String>,
+    /// Status.
+    pub status: RedemptionStatus,
+    /// What was asked.
+    pub request: RedemptionRequest,
+    /// The plugin's price.
+    pub quote: Quote,
+    /// The plugin version that quoted.
+    pub plugin_version: String,
+    /// When quoted.
+    pub quoted_at: Timestamp,
+    /// The quote must be committed before this.
+    pub expires_at: Timestamp,
+    /// When committed.
+    pub committed_at: Option<Timestamp>,
+    /// When cancelled.
+    pub cancelled_at: Option<Timestamp>,
+    /// Points taken from which lots (returned on cancellation).
+    pub taken: Vec<Taken>,
+    /// Balances after the last change.
+    pub balance: Option<Balance>,
+}
+
+/// A finished non-event operation, kept for idempotent retries
+/// ([`crate::storage::Space::Idempotency`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OperationRecord {
+    /// SHA-256 of the request.
+    pub fingerprint: String,
+    /// The answer given.
+    pub result: serde_json::Value,
+}

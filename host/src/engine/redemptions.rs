@@ -1,0 +1,303 @@
+//! Redemptions (quote, commit, cancel), perk consumption, and partner offers.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::invalid;
+use super::{
+    Ctx, Done, Engine, EngineError, OperationRecord, RedemptionRecord, RedemptionStatus,
+    config_text, decode, encode, fingerprint,
+};
+use crate::domain::{Offer, RedemptionAnswer, RedemptionRequest, Rejection, Timestamp};
+use crate::sandbox::Hook;
+use crate::storage::{Batch, Key, Space};
+
+/// The answer to a quote request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "decision")]
+pub enum QuoteAnswer {
+    /// Priced: commit the redemption before it expires.
+    Quoted(Box<RedemptionRecord>),
+    /// The programme said no, with its reason.
+    Rejected(Rejection),
+}
+
+/// A perk consumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consumed {
+    /// The consumption id.
+    pub id: String,
+    /// Perk id.
+    pub perk: String,
+    /// Grant key.
+    pub grant: String,
+    /// Uses left (`None`: unlimited).
+    pub remaining: Option<u32>,
+    /// When.
+    pub at: Timestamp,
+}
+
+fn redemption_key(merchant: &str, id: &str) -> Key {
+    Key::merchant(merchant, &[id.as_bytes()])
+}
+
+impl Engine {
+    /// Ask the programme to price a redemption. An accepted quote is stored and can be
+    /// committed until it expires (`ttl` seconds).
+    pub fn quote(
+        &self,
+        merchant: &str,
+        member: &str,
+        request: &RedemptionRequest,
+        now: Timestamp,
+        ttl: i64,
+    ) -> Result<Done<QuoteAnswer>, EngineError> {
+        let settings = self.merchant(merchant)?;
+        let programme = self.programme(merchant)?;
+        let rec = self.load_active(merchant, member)?;
+        let config = config_text(&settings, &*programme);
+        let ctx = Ctx {
+            merchant,
+            now,
+            config: &config,
+            currency: &settings.currency,
+        };
+        let mut account = rec.account.clone();
+        account.settle(now);
+        let mut snapshot_rec = rec.clone();
+        snapshot_rec.account = account;
+        let answer = programme
+            .quote_redemption(&Self::snapshot(&snapshot_rec, now), request, &ctx)?
+            .map_err(|error| EngineError::PluginRefused {
+                hook: Hook::QuoteRedemption,
+                error,
+            })?;
+        let quote = match answer {
+            RedemptionAnswer::Reject(r) => {
+                return Ok(Done {
+                    value: QuoteAnswer::Rejected(r),
+                    ticket: self.commit.current(),
+                });
+            }
+            RedemptionAnswer::Accept(q) => q,
+        };
+        let id = format!("rdm_{}", super::members::random_id()?);
+        let record = RedemptionRecord {
+            id: id.clone(),
+            member: member.to_string(),
+            partner: request.partner.clone(),
+            status: RedemptionStatus::Quoted,
+            request: request.clone(),
+            quote,
+            plugin_version: programme.version().to_string(),
+            quoted_at: now,
+            expires_at: now + ttl,
+            committed_at: None,
+            cancelled_at: None,
+            taken: Vec::new(),
+            balance: None,
+        };
+        let mut batch = Batch::new();
+        batch.put(
+            Space::Redemptions,
+            redemption_key(merchant, &id),
+            encode(&record),
+        );
+        let ticket = self.apply(batch)?;
+        Ok(Done {
+            value: QuoteAnswer::Quoted(Box::new(record)),
+            ticket,
+        })
+    }
+
+    /// A redemption.
+    pub fn redemption(&self, merchant: &str, id: &str) -> Result<RedemptionRecord, EngineError> {
+        let bytes = self
+            .storage
+            .get(Space::Redemptions, &redemption_key(merchant, id))?
+            .ok_or_else(|| EngineError::UnknownRedemption(id.to_string()))?;
+        decode(&bytes, "redemption")
+    }
+
+    /// Commit a quoted redemption: deduct its points, atomically. Committing again
+    /// answers the committed redemption.
+    pub fn commit_redemption(
+        &self,
+        merchant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Done<RedemptionRecord>, EngineError> {
+        let member = self.redemption(merchant, id)?.member;
+        let _g = self.lock_member(merchant, &member);
+        let mut r = self.redemption(merchant, id)?;
+        match r.status {
+            RedemptionStatus::Committed => {
+                return Ok(Done {
+                    value: r,
+                    ticket: self.commit.current(),
+                });
+            }
+            RedemptionStatus::Cancelled => {
+                return Err(EngineError::RedemptionState {
+                    id: r.id,
+                    status: r.status,
+                });
+            }
+            RedemptionStatus::Quoted if now > r.expires_at => {
+                return Err(EngineError::QuoteExpired(r.id));
+            }
+            RedemptionStatus::Quoted => {}
+        }
+        let mut rec = self.load_active(merchant, &member)?;
+        let reason = format!("redeemed: {}", r.quote.description);
+        r.taken = if r.quote.points > 0 {
+            rec.account.spend(r.quote.points, now, &reason, &r.id)?
+        } else {
+            Vec::new()
+        };
+        r.status = RedemptionStatus::Committed;
+        r.committed_at = Some(now);
+        r.balance = Some(rec.account.balance(now));
+        let mut batch = Batch::new();
+        batch.put(Space::Redemptions, redemption_key(merchant, id), encode(&r));
+        self.put_member(&mut batch, merchant, &mut rec);
+        let ticket = self.apply(batch)?;
+        Ok(Done { value: r, ticket })
+    }
+
+    /// Cancel a redemption: a committed one returns its points (to the lots they came
+    /// from); a quote is voided. Cancelling again answers the cancelled redemption.
+    pub fn cancel_redemption(
+        &self,
+        merchant: &str,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Done<RedemptionRecord>, EngineError> {
+        let member = self.redemption(merchant, id)?.member;
+        let _g = self.lock_member(merchant, &member);
+        let mut r = self.redemption(merchant, id)?;
+        let mut batch = Batch::new();
+        match r.status {
+            RedemptionStatus::Cancelled => {
+                return Ok(Done {
+                    value: r,
+                    ticket: self.commit.current(),
+                });
+            }
+            RedemptionStatus::Quoted => {}
+            RedemptionStatus::Committed => {
+                let mut rec = self.load_member(merchant, &member)?;
+                rec.account.cancel_spend(
+                    &r.taken,
+                    now,
+                    &format!("cancelled: {}", r.quote.description),
+                    &r.id,
+                );
+                r.balance = Some(rec.account.balance(now));
+                self.put_member(&mut batch, merchant, &mut rec);
+            }
+        }
+        r.status = RedemptionStatus::Cancelled;
+        r.cancelled_at = Some(now);
+        batch.put(Space::Redemptions, redemption_key(merchant, id), encode(&r));
+        let ticket = self.apply(batch)?;
+        Ok(Done { value: r, ticket })
+    }
+
+    /// Consume one use of a perk the member holds (`grant` picks one grant; without
+    /// it, the usable grant that expires first). The programme's `perks` runs first,
+    /// so a grant due now (this month's free rides) can be used before any event.
+    /// Idempotent by `consumption` id.
+    pub fn consume_perk(
+        &self,
+        merchant: &str,
+        member: &str,
+        perk: &str,
+        grant: Option<&str>,
+        consumption: &str,
+        now: Timestamp,
+    ) -> Result<Done<Consumed>, EngineError> {
+        if consumption.is_empty() || consumption.len() > 128 {
+            return Err(invalid("/id", "must be 1-128 characters"));
+        }
+        let print = fingerprint(&[
+            member.as_bytes(),
+            perk.as_bytes(),
+            grant.unwrap_or("").as_bytes(),
+        ]);
+        let key = Key::merchant(merchant, &[b"consumption", consumption.as_bytes()]);
+        let _g = self.lock_member(merchant, member);
+        if let Some(done) = self.replay_operation(&key, "consumption", consumption, &print)? {
+            return Ok(done);
+        }
+        let settings = self.merchant(merchant)?;
+        let programme = self.programme(merchant)?;
+        let mut rec = self.load_active(merchant, member)?;
+        let config = config_text(&settings, &*programme);
+        let ctx = Ctx {
+            merchant,
+            now,
+            config: &config,
+            currency: &settings.currency,
+        };
+        rec.account.settle(now);
+        self.refresh_perks(&*programme, &ctx, &mut rec, now)?;
+        let chosen = rec
+            .perks
+            .iter_mut()
+            .filter(|e| e.id == perk && grant.is_none_or(|g| e.grant == g) && e.usable(now))
+            .min_by_key(|e| e.valid_until.unwrap_or(i64::MAX))
+            .ok_or_else(|| EngineError::NoSuchPerk(perk.to_string()))?;
+        chosen.used += 1;
+        let value = Consumed {
+            id: consumption.to_string(),
+            perk: chosen.id.clone(),
+            grant: chosen.grant.clone(),
+            remaining: chosen.remaining(),
+            at: now,
+        };
+        let mut batch = Batch::new();
+        batch.put(
+            Space::Idempotency,
+            key,
+            encode(&OperationRecord {
+                fingerprint: print,
+                result: serde_json::to_value(&value).unwrap_or_default(),
+            }),
+        );
+        self.put_member(&mut batch, merchant, &mut rec);
+        let ticket = self.apply(batch)?;
+        Ok(Done { value, ticket })
+    }
+
+    /// The offers `partner` shows the member now.
+    pub fn offers(
+        &self,
+        merchant: &str,
+        member: &str,
+        partner: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Offer>, EngineError> {
+        if !crate::sandbox::valid_id(partner) {
+            return Err(invalid(
+                "/partner",
+                "must be 1-64 characters of a-z, 0-9, '-' and '_'",
+            ));
+        }
+        let settings = self.merchant(merchant)?;
+        let programme = self.programme(merchant)?;
+        let rec = self.load_member(merchant, member)?;
+        let config = config_text(&settings, &*programme);
+        let ctx = Ctx {
+            merchant,
+            now,
+            config: &config,
+            currency: &settings.currency,
+        };
+        programme
+            .offers(&Self::snapshot(&rec, now), partner, &ctx)?
+            .map_err(|error| EngineError::PluginRefused {
+                hook: Hook::Offers,
+                error,
+            })
+    }
+}

@@ -1,0 +1,63 @@
+//! The expiry sweep: applies expiry (and maturing pending points) to every member of
+//! a merchant whose points changed by themselves, writing the ledger lines. It also
+//! runs on read (see `Engine::member`), so a member never sees expired points.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Engine, EngineError, MemberRecord, decode};
+use crate::domain::Timestamp;
+use crate::storage::Space;
+
+/// What a sweep did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Members looked at.
+    pub members: u64,
+    /// Members whose points changed.
+    pub settled: u64,
+}
+
+impl Engine {
+    /// Sweep `merchant`'s members at `now`.
+    pub fn sweep(&self, merchant: &str, now: Timestamp) -> Result<SweepReport, EngineError> {
+        let mut due = Vec::new();
+        let mut report = SweepReport::default();
+        let mut failed = None;
+        self.storage
+            .visit(Space::Members, merchant, &mut |_, bytes| {
+                report.members += 1;
+                match decode::<MemberRecord>(bytes, "member") {
+                    Ok(rec) => {
+                        if rec.account.next_change().is_some_and(|t| t <= now) {
+                            due.push(rec.id);
+                        }
+                        true
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
+                }
+            })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for id in due {
+            if self.settle_member(merchant, &id, now)?.is_some() {
+                report.settled += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sweep every merchant.
+    pub fn sweep_all(&self, now: Timestamp) -> Result<SweepReport, EngineError> {
+        let mut total = SweepReport::default();
+        for m in self.merchant_ids()? {
+            let r = self.sweep(&m, now)?;
+            total.members += r.members;
+            total.settled += r.settled;
+        }
+        Ok(total)
+    }
+}
