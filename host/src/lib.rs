@@ -3,10 +3,15 @@
 //!
 //! # Layout
 //!
+//! - [`app`]: opening a data directory: storage, registry, pool and engine wired.
 //! - [`domain`]: the host's data types for members, events and plugin decisions, in
 //!   the JSON shape the runner, the API and storage use. Pure data.
 //! - [`sandbox`]: the wasmtime engine, plugin loading and validation, and one fresh
 //!   limited instance per hook call, with typed failures.
+//! - [`engine`]: applies programmes' decisions to member state: enrolment, events,
+//!   refunds, tiers, perks, redemptions, budget; idempotent, atomic, durable (group
+//!   commit).
+//! - [`import`]: a stream of operations in, durable acknowledgements out.
 //! - [`ledger`]: a member's points as lots, with spending by earliest expiry,
 //!   proportional refunds, explicit debt, expiry and adjustments. Pure logic.
 //! - [`pool`]: the bounded blocking threads guest code runs on, with a per-merchant
@@ -19,8 +24,10 @@
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
+pub mod app;
 pub mod domain;
 pub mod engine;
+pub mod import;
 pub mod ledger;
 pub mod pool;
 pub mod registry;

@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use loyalty_host::app::{App, Options};
+use loyalty_host::engine::MerchantSettings;
+use loyalty_host::import;
 use loyalty_host::runner::{self, RunInput};
 use loyalty_host::sandbox::{Hook, Limits, Sandbox};
 
@@ -22,6 +25,44 @@ struct Cli {
 enum Command {
     /// Run one hook of a plugin file locally: JSON in, JSON out, with fuel and time.
     Run(RunArgs),
+    /// Import operations (JSON lines on standard input) into a merchant; prints one
+    /// acknowledgement per line once it is durable.
+    Import(ImportArgs),
+    /// Check a merchant's stored state: ledgers sum to balances, events are whole.
+    Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The data directory.
+    #[arg(long, env = "LOYALTY_DATA", default_value = "loyalty-data")]
+    data: PathBuf,
+    /// The merchant.
+    #[arg(long)]
+    merchant: String,
+    /// A plugin to upload and activate when the merchant has no programme yet.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    /// The programme currency, when the merchant is created.
+    #[arg(long, default_value = "USD")]
+    currency: String,
+    /// Operations in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    /// The data directory.
+    #[arg(long, env = "LOYALTY_DATA", default_value = "loyalty-data")]
+    data: PathBuf,
+    /// The merchant.
+    #[arg(long)]
+    merchant: String,
+    /// A file of event ids (one per line) that must be recorded: reconciliation
+    /// against a partner's list of transactions. Missing ones are problems.
+    #[arg(long)]
+    expect_events: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -74,6 +115,123 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Import(args) => import(args),
+        Command::Check(args) => check(args),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn open(data: &std::path::Path) -> Result<App, ExitCode> {
+    App::open(data, &Options::default()).map_err(|e| {
+        eprintln!("error: cannot open {}: {e}", data.display());
+        ExitCode::FAILURE
+    })
+}
+
+fn import(args: ImportArgs) -> ExitCode {
+    let app = match open(&args.data) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Some(path) = &args.plugin {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => return usage_error(false, format!("cannot read {}: {e}", path.display())),
+        };
+        let settings = MerchantSettings {
+            id: args.merchant.clone(),
+            name: args.merchant.clone(),
+            currency: args.currency.clone(),
+            created_at: now(),
+            config: None,
+            point_value: None,
+            budget: None,
+        };
+        if let Err(e) = app.ensure_merchant(settings, &bytes, now()) {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let engine = app.engine.clone();
+    let result = runtime.block_on(import::run(
+        engine,
+        &args.merchant,
+        std::io::BufReader::new(std::io::stdin()),
+        std::io::stdout(),
+        args.concurrency,
+    ));
+    match result {
+        Ok((applied, failed)) => {
+            eprintln!("{applied} operations applied, {failed} failed");
+            if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(args: CheckArgs) -> ExitCode {
+    let app = match open(&args.data) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let expected = match &args.expect_events {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+            Err(e) => return usage_error(false, format!("cannot read {}: {e}", path.display())),
+        },
+        None => Vec::new(),
+    };
+    let report = app.engine.check(&args.merchant).and_then(|mut report| {
+        for id in expected {
+            if app.engine.event_record(&args.merchant, &id)?.is_none() {
+                report.problems.push(format!("event {id} is not recorded"));
+            }
+        }
+        Ok(report)
+    });
+    match report {
+        Ok(report) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            if report.problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 //! Black-box tests: the real `loyalty` binary and real compiled plugins, driven from
 //! outside as a plugin author or a partner app would.
 
+mod crash;
 mod runner;

@@ -19,6 +19,7 @@
 //! so async callers run them through [`Engine::submit`], which moves them to the
 //! bounded plugin pool and awaits durability without blocking a worker.
 
+mod check;
 mod commit;
 mod error;
 mod events;
@@ -40,6 +41,7 @@ use crate::ledger::Line;
 use crate::pool::PluginPool;
 use crate::storage::{Batch, Key, Space, Storage, seq_part};
 
+pub use check::CheckReport;
 pub use commit::{FlushStats, GroupCommit, Ticket};
 pub use error::EngineError;
 pub use events::EventRequest;
@@ -472,3 +474,6 @@ fn check_settings(s: &MerchantSettings) -> Result<(), EngineError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Engine tests that need to look inside: durability ordering through a storage spy,
+//! and the native programme path.
+
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::native::Native;
+use super::*;
+use crate::domain::Event;
+use crate::storage::{SledStorage, StorageError};
+
+thread_local! {
+    /// The index of the last batch this thread applied.
+    static LAST_APPLY: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Storage that numbers applies and records which of them each flush covered.
+struct Spy {
+    inner: SledStorage,
+    applied: AtomicU64,
+    flushed: AtomicU64,
+}
+
+impl Storage for Spy {
+    fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
+        self.inner.get(space, key)
+    }
+    fn scan_page(
+        &self,
+        space: Space,
+        merchant: &str,
+        prefix: &[&[u8]],
+        after: Option<&Key>,
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
+        self.inner
+            .scan_page(space, merchant, prefix, after, limit, reverse)
+    }
+    fn visit(
+        &self,
+        space: Space,
+        merchant: &str,
+        visit: &mut dyn FnMut(&Key, &[u8]) -> bool,
+    ) -> Result<(), StorageError> {
+        self.inner.visit(space, merchant, visit)
+    }
+    fn merchants(&self, space: Space) -> Result<Vec<String>, StorageError> {
+        self.inner.merchants(space)
+    }
+    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        self.inner.apply(batch)?;
+        let n = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
+        LAST_APPLY.with(|c| c.set(n));
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), StorageError> {
+        let covered = self.applied.load(Ordering::SeqCst);
+        self.inner.flush()?;
+        self.flushed.fetch_max(covered, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+const NOW: i64 = 1_790_000_000;
+
+fn engine(storage: Arc<dyn Storage>) -> Arc<Engine> {
+    let programmes = Arc::new(FixedProgrammes::new());
+    programmes.set(
+        "air",
+        Arc::new(Native::<airline_miles::AirlineMiles>::new("native")),
+    );
+    let pool = Arc::new(PluginPool::new(8, 8, Duration::from_secs(30)));
+    let engine = Arc::new(Engine::new(storage, programmes, pool));
+    let settings = MerchantSettings {
+        id: "air".into(),
+        name: "Air".into(),
+        currency: "USD".into(),
+        created_at: NOW,
+        config: None,
+        point_value: None,
+        budget: None,
+    };
+    engine
+        .durable(engine.create_merchant(settings).unwrap())
+        .unwrap();
+    engine
+}
+
+fn flight(id: &str, at: i64) -> Event {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "occurred_at": at, "kind": "purchase",
+        "amount": { "minor": 40_000, "currency": "USD" },
+        "items": [{ "sku": "JFK-LAX", "category": "fare", "amount": 40_000 }]
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_is_acknowledged_only_after_a_flush_that_covers_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let spy = Arc::new(Spy {
+        inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
+        applied: AtomicU64::new(0),
+        flushed: AtomicU64::new(0),
+    });
+    let engine = engine(spy.clone());
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let (engine, spy) = (engine.clone(), spy.clone());
+            tokio::spawn(async move {
+                let member = format!("m{i}");
+                let req = EnrolRequest {
+                    member: member.clone(),
+                    enrolled_at: NOW,
+                    ..Default::default()
+                };
+                for j in 0..5 {
+                    let (m, req) = (member.clone(), req.clone());
+                    let own = engine
+                        .submit("air", move |e| {
+                            let done = if j == 0 {
+                                e.enrol("air", &req).map(|d| Done {
+                                    value: (),
+                                    ticket: d.ticket,
+                                })?
+                            } else {
+                                let ev = flight(&format!("{m}-f{j}"), NOW + j);
+                                e.post_event("air", &m, &ev).map(|d| Done {
+                                    value: (),
+                                    ticket: d.ticket,
+                                })?
+                            };
+                            Ok(Done {
+                                value: LAST_APPLY.with(Cell::get),
+                                ticket: done.ticket,
+                            })
+                        })
+                        .await
+                        .unwrap();
+                    let flushed = spy.flushed.load(Ordering::SeqCst);
+                    assert!(
+                        flushed >= own,
+                        "acknowledged write {own} before a flush covered it (flushed up to {flushed})"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stats = engine.flush_stats();
+    assert!(stats.flushes > 0);
+    assert_eq!(engine.check("air").unwrap().problems, Vec::<String>::new());
+}
+
+#[test]
+fn the_native_programme_goes_through_the_same_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 8 << 20).unwrap());
+    let engine = engine(storage);
+    let req = EnrolRequest {
+        member: "ann".into(),
+        enrolled_at: NOW,
+        ..Default::default()
+    };
+    let m = engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    assert_eq!(m.tier.id, "member");
+    let r = engine
+        .durable(
+            engine
+                .post_event("air", "ann", &flight("f-1", NOW + 1))
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(r.credited.iter().map(|c| c.points).sum::<i64>() > 0);
+    assert_eq!(r.plugin_version, "native");
+    assert_eq!(engine.check("air").unwrap().problems, Vec::<String>::new());
+}
