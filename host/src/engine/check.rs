@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, EventRecord, MemberRecord, decode};
+use super::{Engine, EngineError, EventRecord, MemberRecord, decode_bin};
 use crate::ledger::{Line, LineKind};
 use crate::storage::Space;
 
@@ -31,7 +31,7 @@ impl Engine {
         let mut members = Vec::new();
         let mut failed = None;
         self.storage.visit(Space::Members, merchant, &mut |_, v| {
-            match decode::<MemberRecord>(v, "member") {
+            match decode_bin::<MemberRecord>(v, "member") {
                 Ok(m) => members.push(m),
                 Err(e) => failed = Some(e),
             }
@@ -49,7 +49,7 @@ impl Engine {
                 .storage
                 .scan(Space::Ledger, merchant, &[m.id.as_bytes()])?
             {
-                lines.extend(decode::<Vec<Line>>(&page, "ledger page")?);
+                lines.extend(decode_bin::<Vec<Line>>(&page, "ledger page")?);
             }
             lines.extend(m.ledger_page.iter().cloned());
             report.lines += lines.len() as u64;
@@ -91,7 +91,7 @@ impl Engine {
                     .nth(1)
                     .is_some_and(|scope| scope == b"event");
                 if is_event {
-                    match decode::<EventRecord>(v, "event") {
+                    match decode_bin::<EventRecord>(v, "event") {
                         Ok(e) => events.push(e),
                         Err(e) => failed = Some(e),
                     }

@@ -7,7 +7,7 @@ use super::error::invalid;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
     MemberRecord, MerchantSettings, OnExceed, Programme, Refused, TierChange, TierResult,
-    check_member_id, config_text, decode, encode, fingerprint, lock,
+    check_member_id, config_text, decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
@@ -77,7 +77,7 @@ impl Engine {
                 .storage
                 .get(Space::Idempotency, &event_key(merchant, &id))?
             {
-                Some(b) => original = Some((id, decode(&b, "event")?)),
+                Some(b) => original = Some((id, decode_bin(&b, "event")?)),
                 None => {
                     return Err(EngineError::Refund {
                         original: id,
@@ -121,7 +121,11 @@ impl Engine {
             &mut batch,
         )?;
         if let Some((id, orig)) = &original {
-            batch.put(Space::Idempotency, event_key(merchant, id), encode(orig));
+            batch.put(
+                Space::Idempotency,
+                event_key(merchant, id),
+                encode_bin(orig),
+            );
         }
         if let Some(b) = budget.as_ref().filter(|b| b.changed) {
             batch.put(
@@ -132,7 +136,7 @@ impl Engine {
         }
         record.fingerprint = print;
         let value = record.result.clone();
-        batch.put(Space::Idempotency, key, encode(&record));
+        batch.put(Space::Idempotency, key, encode_bin(&record));
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done { value, ticket })
@@ -148,7 +152,7 @@ impl Engine {
         let Some(bytes) = self.storage.get(Space::Idempotency, key)? else {
             return Ok(None);
         };
-        let rec: EventRecord = decode(&bytes, "event")?;
+        let rec: EventRecord = decode_bin(&bytes, "event")?;
         if rec.fingerprint != print {
             return Err(EngineError::Conflict {
                 scope: "event",

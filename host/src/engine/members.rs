@@ -9,7 +9,7 @@ use super::events::{BudgetState, event_key};
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
     MerchantSettings, OperationRecord, Programme, TierChange, check_member_id, config_text, decode,
-    encode, fingerprint, lock,
+    decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
@@ -370,7 +370,7 @@ impl Engine {
             batch.put(
                 Space::Idempotency,
                 event_key(merchant, &event.id),
-                encode(&record),
+                encode_bin(&record),
             );
             self.put_member(&mut batch, merchant, r);
         }
@@ -698,7 +698,7 @@ impl Engine {
             let Some((key, bytes)) = page.into_iter().next() else {
                 break;
             };
-            let stored: Vec<Line> = decode(&bytes, "ledger page")?;
+            let stored: Vec<Line> = decode_bin(&bytes, "ledger page")?;
             lines.extend(stored.iter().rev().filter(below).cloned());
             after = Some(key);
         }
@@ -817,7 +817,7 @@ impl Engine {
             .storage
             .get(Space::Idempotency, &event_key(merchant, event))?
         {
-            Some(b) => Ok(Some(decode(&b, "event")?)),
+            Some(b) => Ok(Some(decode_bin(&b, "event")?)),
             None => Ok(None),
         }
     }

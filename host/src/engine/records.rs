@@ -192,7 +192,8 @@ pub struct MemberRecord {
     pub account: Account,
     /// Activity statistics.
     pub stats: ActivityStats,
-    /// The plugin's state blob.
+    /// The plugin's state blob (stored as raw bytes).
+    #[serde(with = "raw_state")]
     pub state: State,
     /// Badges earned.
     pub badges: BTreeSet<String>,
@@ -366,4 +367,19 @@ pub struct OperationRecord {
     pub fingerprint: String,
     /// The answer given.
     pub result: serde_json::Value,
+}
+
+/// The plugin state as raw bytes in storage (its JSON form is for people).
+mod raw_state {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::State;
+
+    pub fn serialize<S: Serializer>(state: &State, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&state.0)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        Vec::<u8>::deserialize(d).map(State)
+    }
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, MemberRecord, decode};
+use super::{Engine, EngineError, MemberRecord, decode_bin};
 use crate::domain::Timestamp;
 use crate::storage::Space;
 
@@ -26,7 +26,7 @@ impl Engine {
         self.storage
             .visit(Space::Members, merchant, &mut |_, bytes| {
                 report.members += 1;
-                match decode::<MemberRecord>(bytes, "member") {
+                match decode_bin::<MemberRecord>(bytes, "member") {
                     Ok(rec) => {
                         if rec.account.next_change().is_some_and(|t| t <= now) {
                             due.push(rec.id);

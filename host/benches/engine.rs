@@ -1,0 +1,222 @@
+//! Durable purchase events through the engine (no HTTP), with many members: the
+//! airline programme sandboxed, the same rules compiled natively, and a programme
+//! that does nothing but credit one point (the engine and storage alone), in the
+//! same run, alternating rounds. Prints each one's median rate and the ratios.
+//!
+//! `cargo bench -p loyalty-host --bench engine` (plugins built first with
+//! `plugins/build`). `MEMBERS`, `EVENTS` (per round), `ROUNDS` and `CONCURRENCY` set
+//! the size; the defaults are 50,000 members, 40,000 events, 5 rounds, 256 in flight.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use loyalty_host::app::{App, Options};
+use loyalty_host::engine::native::Native;
+use loyalty_host::engine::{Engine, EnrolRequest, FixedProgrammes, MerchantSettings};
+use loyalty_host::pool::PluginPool;
+use loyalty_host::storage::{SledStorage, Storage};
+use loyalty_sdk::prelude::*;
+
+const T0: i64 = 1_790_000_000;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn settings() -> MerchantSettings {
+    MerchantSettings {
+        id: "air".into(),
+        name: "Air".into(),
+        currency: "USD".into(),
+        created_at: T0,
+        config: None,
+        point_value: None,
+        budget: None,
+    }
+}
+
+/// The engine and storage alone: one point per event, one tier, no perks.
+struct OnePoint;
+
+impl Program for OnePoint {
+    fn describe() -> ProgramInfo {
+        ProgramInfo::new("One point", "1").tier("member", "Member")
+    }
+
+    fn on_event(_m: &Member, _e: &Event, _ctx: &Context) -> Result<Outcome, PluginError> {
+        Ok(Outcome::new().credit(Credit::new(1, "one point")))
+    }
+}
+
+fn native_engine(dir: &Path, programme: Arc<dyn loyalty_host::engine::Programme>) -> Arc<Engine> {
+    let options = Options::default();
+    let storage: Arc<dyn Storage> =
+        Arc::new(SledStorage::open(&dir.join("db"), options.cache_bytes).unwrap());
+    let programmes = Arc::new(FixedProgrammes::new());
+    programmes.set("air", programme);
+    let pool = Arc::new(PluginPool::new(
+        options.threads,
+        options.per_merchant,
+        Duration::from_secs(60),
+    ));
+    let engine = Arc::new(Engine::new(storage, programmes, pool));
+    engine
+        .durable(engine.create_merchant(settings()).unwrap())
+        .unwrap();
+    engine
+}
+
+fn flight(id: String, at: i64) -> loyalty_host::domain::Event {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "occurred_at": at, "kind": "purchase",
+        "amount": { "minor": 61_240, "currency": "USD" },
+        "items": [
+            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
+            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
+            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
+        ],
+        "channel": "online", "payment": "card",
+        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
+    }))
+    .unwrap()
+}
+
+/// Run `n` operations built by `op(i)` with `concurrency` in flight; return ops/s.
+async fn drive<F>(engine: &Arc<Engine>, n: usize, concurrency: usize, op: F) -> f64
+where
+    F: Fn(usize, &Arc<Engine>) -> tokio::task::JoinHandle<()> + Send + Sync,
+{
+    let started = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let h = op(i, engine);
+        handles.push(tokio::spawn(async move {
+            h.await.unwrap();
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    let e = e.clone();
+    tokio::spawn(async move {
+        let req = EnrolRequest {
+            member: format!("m{i}"),
+            enrolled_at: T0,
+            ..Default::default()
+        };
+        e.submit("air", move |e| e.enrol("air", &req))
+            .await
+            .unwrap();
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let members = env("MEMBERS", 50_000);
+    let events = env("EVENTS", 40_000);
+    let rounds = env("ROUNDS", 5);
+    let concurrency = env("CONCURRENCY", 256);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let plugin = std::fs::read(root.join("target/plugins/airline-miles.wasm"))
+        .expect("build the plugins first: plugins/build");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let dirs: Vec<tempfile::TempDir> = (0..3)
+        .map(|_| tempfile::tempdir_in(root.join("target")).unwrap())
+        .collect();
+    let app = App::open(dirs[0].path(), &Options::default()).unwrap();
+    app.ensure_merchant(settings(), &plugin, T0).unwrap();
+    let setups: Vec<(&str, Arc<Engine>)> = vec![
+        ("sandboxed airline", app.engine.clone()),
+        (
+            "native airline",
+            native_engine(
+                dirs[1].path(),
+                Arc::new(Native::<airline_miles::AirlineMiles>::new("native")),
+            ),
+        ),
+        (
+            "one point (engine + storage only)",
+            native_engine(dirs[2].path(), Arc::new(Native::<OnePoint>::new("one"))),
+        ),
+    ];
+    eprintln!(
+        "enrolling {members} members in each of {} engines",
+        setups.len()
+    );
+    for (name, engine) in &setups {
+        let rate = runtime.block_on(drive(engine, members, concurrency, enrol));
+        eprintln!("  {name}: {rate:.0} enrolments/s");
+    }
+
+    // The cost of one operation on one thread, before durability (no waiting for
+    // flushes): where the time goes when the rates are low.
+    for (name, engine) in &setups {
+        let n = 5_000;
+        let started = Instant::now();
+        for i in 0..n {
+            let member = format!("m{}", (i * 7_919) % members);
+            let event = flight(format!("warm-e{i}"), T0 + 30);
+            engine.post_event("air", &member, &event).unwrap();
+        }
+        eprintln!(
+            "  {name}: {:.1} µs per event on one thread, before its flush",
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
+
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    for round in 0..rounds {
+        for (k, (name, engine)) in setups.iter().enumerate() {
+            let before = engine.flush_stats();
+            let rate = runtime.block_on(drive(engine, events, concurrency, |i, e| {
+                let e = e.clone();
+                tokio::spawn(async move {
+                    let member = format!("m{}", (i * 7_919) % members);
+                    let event = flight(format!("r{round}-e{i}"), T0 + 60 + i as i64);
+                    e.submit("air", move |e| e.post_event("air", &member, &event))
+                        .await
+                        .unwrap();
+                })
+            }));
+            let after = engine.flush_stats();
+            let flushes = after.flushes - before.flushes;
+            eprintln!(
+                "round {round}: {name}: {rate:.0} events/s ({} events per flush, {:.2} ms per flush)",
+                events as u64 / flushes.max(1),
+                (after.flush_time - before.flush_time).as_secs_f64() * 1e3 / flushes.max(1) as f64
+            );
+            rates[k].push(rate);
+        }
+    }
+    println!("| engine, durable purchase events | median events/s |");
+    println!("| --- | --- |");
+    let medians: Vec<f64> = rates.into_iter().map(median).collect();
+    for ((name, _), m) in setups.iter().zip(&medians) {
+        println!("| {name} | {m:.0} |");
+    }
+    println!(
+        "\nsandboxed / native = {:.2} (the plugin costs {:.0} % of the native rate); native / engine-only = {:.2}",
+        medians[0] / medians[1],
+        (1.0 - medians[0] / medians[1]) * 100.0,
+        medians[1] / medians[2]
+    );
+}
