@@ -7,37 +7,17 @@
 //! `plugins/build`). `MEMBERS`, `EVENTS` (per round), `ROUNDS` and `CONCURRENCY` set
 //! the size; the defaults are 50,000 members, 40,000 events, 5 rounds, 256 in flight.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{T0, env, flight, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
-use loyalty_host::engine::{Engine, EnrolRequest, FixedProgrammes, MerchantSettings};
-use loyalty_host::pool::PluginPool;
-use loyalty_host::storage::{SledStorage, Storage};
+use loyalty_host::engine::{Engine, EnrolRequest};
 use loyalty_sdk::prelude::*;
-
-const T0: i64 = 1_790_000_000;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn settings() -> MerchantSettings {
-    MerchantSettings {
-        id: "air".into(),
-        name: "Air".into(),
-        currency: "USD".into(),
-        created_at: T0,
-        config: None,
-        point_value: None,
-        budget: None,
-    }
-}
 
 /// The engine and storage alone: one point per event, one tier, no perks.
 struct OnePoint;
@@ -54,35 +34,11 @@ impl Program for OnePoint {
 
 fn native_engine(dir: &Path, programme: Arc<dyn loyalty_host::engine::Programme>) -> Arc<Engine> {
     let options = Options::default();
-    let storage: Arc<dyn Storage> =
-        Arc::new(SledStorage::open(&dir.join("db"), options.cache_bytes).unwrap());
-    let programmes = Arc::new(FixedProgrammes::new());
-    programmes.set("air", programme);
-    let pool = Arc::new(PluginPool::new(
-        options.threads,
-        options.per_merchant,
-        Duration::from_secs(60),
-    ));
-    let engine = Arc::new(Engine::new(storage, programmes, pool));
+    let engine = common::native_engine(dir, options.cache_bytes >> 20, options.threads, programme);
     engine
         .durable(engine.create_merchant(settings()).unwrap())
         .unwrap();
     engine
-}
-
-fn flight(id: String, at: i64) -> loyalty_host::domain::Event {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "occurred_at": at, "kind": "purchase",
-        "amount": { "minor": 61_240, "currency": "USD" },
-        "items": [
-            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
-            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
-            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
-        ],
-        "channel": "online", "payment": "card",
-        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
-    }))
-    .unwrap()
 }
 
 /// Run `n` operations built by `op(i)` with `concurrency` in flight; return ops/s.

@@ -991,3 +991,69 @@ fn the_ledger_invariant_holds_over_random_operations_through_the_engine() {
         }
     }
 }
+
+#[test]
+fn offers_are_computed_per_partner() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_dir(dir.path(), "retail-club");
+    h.enrol("ann");
+    let coffee = h
+        .engine
+        .offers("acme", "ann", "coffee-corner", NOW)
+        .unwrap();
+    assert!(!coffee.is_empty());
+    assert!(coffee.iter().all(|o| o.partner == "coffee-corner"));
+    let nobody = h
+        .engine
+        .offers("acme", "ann", "unknown-partner", NOW)
+        .unwrap();
+    assert!(nobody.is_empty());
+    let bad = h.engine.offers("acme", "ann", "Not A Partner", NOW);
+    assert!(matches!(bad, Err(EngineError::Invalid { ref pointer, .. }) if pointer == "/partner"));
+}
+
+#[test]
+fn custom_events_run_the_programme_and_count_in_the_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_dir(dir.path(), "retail-club");
+    h.enrol("ann");
+    let survey = h
+        .post(
+            "ann",
+            serde_json::json!({ "id": "s-1", "occurred_at": NOW + 1, "kind": "survey", "score": 9 }),
+        )
+        .unwrap();
+    assert_eq!(survey.credited.iter().map(|c| c.points).sum::<i64>(), 50);
+    let coffee = h
+        .post(
+            "ann",
+            serde_json::json!({
+                "id": "c-1", "occurred_at": NOW + 2, "kind": "partner_purchase", "partner": "coffee-corner",
+                "amount": { "minor": 1_000, "currency": "USD" }
+            }),
+        )
+        .unwrap();
+    assert_eq!(
+        coffee.credited.iter().map(|c| c.points).sum::<i64>(),
+        20,
+        "1 % x2"
+    );
+    let custom = h
+        .post(
+            "ann",
+            serde_json::json!({ "id": "x-1", "occurred_at": NOW + 3, "kind": "app-download" }),
+        )
+        .unwrap();
+    assert!(custom.credited.is_empty());
+    let bad = h.post(
+        "ann",
+        serde_json::json!({ "id": "s-2", "occurred_at": NOW + 4, "kind": "survey", "score": 11 }),
+    );
+    assert!(
+        matches!(bad, Err(EngineError::Invalid { ref pointer, .. }) if pointer == "/event/score")
+    );
+    let m = h.engine.member("acme", "ann", NOW + 5).unwrap();
+    assert_eq!(m.stats.lifetime.events, 3);
+    assert_eq!(m.stats.lifetime.purchases, 0);
+    h.check_invariant("ann", NOW + 5);
+}

@@ -104,12 +104,7 @@ impl Engine {
         };
 
         let config = config_text(&settings, &*programme);
-        let ctx = Ctx {
-            merchant,
-            now: event.occurred_at,
-            config: &config,
-            currency: &settings.currency,
-        };
+        let ctx = Ctx::new(merchant, event.occurred_at, &config, &settings.currency);
         let mut record = self.apply_event(
             &settings,
             &*programme,

@@ -209,6 +209,16 @@ fn check_attributes<'a>(
     Ok(())
 }
 
+fn not_erased(rec: &MemberRecord) -> Result<(), EngineError> {
+    if rec.status == MemberStatus::Erased {
+        return Err(EngineError::MemberInactive {
+            member: rec.id.clone(),
+            status: rec.status,
+        });
+    }
+    Ok(())
+}
+
 fn check_birthday(b: Option<&String>, pointer: &str) -> Result<(), EngineError> {
     match b {
         Some(b) if parse_date(b).is_none() => Err(invalid(pointer, "must be a date YYYY-MM-DD")),
@@ -323,12 +333,7 @@ impl Engine {
             None => None,
         };
         let config = config_text(&settings, &*programme);
-        let ctx = Ctx {
-            merchant,
-            now: at,
-            config: &config,
-            currency: &settings.currency,
-        };
+        let ctx = Ctx::new(merchant, at, &config, &settings.currency);
         let mut batch = Batch::new();
         self.run_enrol(
             &settings,
@@ -561,6 +566,28 @@ impl Engine {
         }
     }
 
+    /// Lock `member`, load them, let `change` edit the record (and add to the batch),
+    /// then write it and answer the member as shown at `now`. An erased member can
+    /// only be erased again.
+    fn change_member(
+        &self,
+        merchant: &str,
+        member: &str,
+        now: Timestamp,
+        change: impl FnOnce(&mut MemberRecord, &mut Batch) -> Result<(), EngineError>,
+    ) -> Result<Done<MemberView>, EngineError> {
+        let _g = self.lock_member(merchant, member);
+        let mut rec = self.load_member(merchant, member)?;
+        let mut batch = Batch::new();
+        change(&mut rec, &mut batch)?;
+        self.put_member(&mut batch, merchant, &mut rec);
+        let ticket = self.apply(batch)?;
+        Ok(Done {
+            value: self.view(merchant, &rec, now),
+            ticket,
+        })
+    }
+
     /// Change a member's profile.
     pub fn update_profile(
         &self,
@@ -573,35 +600,24 @@ impl Engine {
             check_birthday(b.as_ref(), "/birthday")?;
         }
         check_attributes(update.attributes.iter().map(|(k, v)| (k, v.as_ref())))?;
-        let _g = self.lock_member(merchant, member);
-        let mut rec = self.load_member(merchant, member)?;
-        if rec.status == MemberStatus::Erased {
-            return Err(EngineError::MemberInactive {
-                member: rec.id,
-                status: rec.status,
-            });
-        }
-        if let Some(b) = &update.birthday {
-            rec.birthday = b.clone();
-        }
-        for (k, v) in &update.attributes {
-            match v {
-                Some(v) => rec.attributes.insert(k.clone(), v.clone()),
-                None => rec.attributes.remove(k),
-            };
-        }
-        if rec.attributes.len() > MAX_ATTRIBUTES {
-            return Err(invalid(
-                "/attributes",
-                format!("at most {MAX_ATTRIBUTES} attributes"),
-            ));
-        }
-        let mut batch = Batch::new();
-        self.put_member(&mut batch, merchant, &mut rec);
-        let ticket = self.apply(batch)?;
-        Ok(Done {
-            value: self.view(merchant, &rec, now),
-            ticket,
+        self.change_member(merchant, member, now, |rec, _| {
+            not_erased(rec)?;
+            if let Some(b) = &update.birthday {
+                rec.birthday = b.clone();
+            }
+            for (k, v) in &update.attributes {
+                match v {
+                    Some(v) => rec.attributes.insert(k.clone(), v.clone()),
+                    None => rec.attributes.remove(k),
+                };
+            }
+            if rec.attributes.len() > MAX_ATTRIBUTES {
+                return Err(invalid(
+                    "/attributes",
+                    format!("at most {MAX_ATTRIBUTES} attributes"),
+                ));
+            }
+            Ok(())
         })
     }
 
@@ -614,25 +630,14 @@ impl Engine {
         opted_out: bool,
         now: Timestamp,
     ) -> Result<Done<MemberView>, EngineError> {
-        let _g = self.lock_member(merchant, member);
-        let mut rec = self.load_member(merchant, member)?;
-        if rec.status == MemberStatus::Erased {
-            return Err(EngineError::MemberInactive {
-                member: rec.id,
-                status: rec.status,
-            });
-        }
-        rec.status = if opted_out {
-            MemberStatus::OptedOut
-        } else {
-            MemberStatus::Active
-        };
-        let mut batch = Batch::new();
-        self.put_member(&mut batch, merchant, &mut rec);
-        let ticket = self.apply(batch)?;
-        Ok(Done {
-            value: self.view(merchant, &rec, now),
-            ticket,
+        self.change_member(merchant, member, now, |rec, _| {
+            not_erased(rec)?;
+            rec.status = if opted_out {
+                MemberStatus::OptedOut
+            } else {
+                MemberStatus::Active
+            };
+            Ok(())
         })
     }
 
@@ -645,24 +650,18 @@ impl Engine {
         member: &str,
         now: Timestamp,
     ) -> Result<Done<MemberView>, EngineError> {
-        let _g = self.lock_member(merchant, member);
-        let mut rec = self.load_member(merchant, member)?;
-        let mut batch = Batch::new();
-        if let Some(c) = rec.card_code.take() {
-            batch.delete(Space::Codes, code_key(merchant, "card", &c));
-        }
-        if let Some(c) = rec.referral_code.take() {
-            batch.delete(Space::Codes, code_key(merchant, "referral", &c));
-        }
-        rec.birthday = None;
-        rec.attributes.clear();
-        rec.annotations.clear();
-        rec.status = MemberStatus::Erased;
-        self.put_member(&mut batch, merchant, &mut rec);
-        let ticket = self.apply(batch)?;
-        Ok(Done {
-            value: self.view(merchant, &rec, now),
-            ticket,
+        self.change_member(merchant, member, now, |rec, batch| {
+            if let Some(c) = rec.card_code.take() {
+                batch.delete(Space::Codes, code_key(merchant, "card", &c));
+            }
+            if let Some(c) = rec.referral_code.take() {
+                batch.delete(Space::Codes, code_key(merchant, "referral", &c));
+            }
+            rec.birthday = None;
+            rec.attributes.clear();
+            rec.annotations.clear();
+            rec.status = MemberStatus::Erased;
+            Ok(())
         })
     }
 

@@ -27,53 +27,15 @@ impl<P: loyalty_sdk::Program> Native<P> {
     /// The programme, named `version` in results.
     pub fn new(version: &str) -> Native<P> {
         let p = P::describe();
-        let info = domain::ProgramInfo {
-            name: p.name,
-            version: p.version,
-            description: p.description,
-            tiers: p
-                .tiers
-                .into_iter()
-                .map(|t| domain::TierInfo {
-                    id: t.id,
-                    name: t.name,
-                })
-                .collect(),
-            perks: p
-                .perks
-                .into_iter()
-                .map(|x| domain::PerkInfo {
-                    id: x.id,
-                    name: x.name,
-                    description: x.description,
-                })
-                .collect(),
-            rewards: p
-                .rewards
-                .into_iter()
-                .map(|r| domain::RewardInfo {
-                    id: r.id,
-                    name: r.name,
-                    points: r.points,
-                })
-                .collect(),
-            config_schema: serde_json::from_str(&p.config_schema).unwrap_or_default(),
-            default_config: serde_json::from_str(&p.default_config).unwrap_or_default(),
-        };
+        // Native programmes are ours: their schema and default config are JSON.
+        let schema = serde_json::from_str(&p.config_schema).unwrap_or_default();
+        let default = serde_json::from_str(&p.default_config).unwrap_or_default();
+        let info = program_info(p, schema, default);
         Native {
             version: version.to_string(),
             info,
             _program: PhantomData,
         }
-    }
-}
-
-fn context(ctx: &Ctx<'_>) -> wit::Context {
-    wit::Context {
-        merchant: ctx.merchant.to_string(),
-        now: ctx.now,
-        config: ctx.config.to_string(),
-        currency: ctx.currency.to_string(),
     }
 }
 

@@ -10,7 +10,6 @@ use crate::domain::{
 };
 use crate::registry::{ActivePlugin, Registry};
 use crate::sandbox::HookError;
-use crate::sandbox::bindings::loyalty::program::types as wit;
 use crate::sandbox::convert::{self, InputError};
 
 /// The context of one hook call.
@@ -24,6 +23,18 @@ pub struct Ctx<'a> {
     pub config: &'a str,
     /// The programme currency.
     pub currency: &'a str,
+}
+
+impl<'a> Ctx<'a> {
+    /// The context for `merchant` at `now` with its config and currency.
+    pub fn new(merchant: &'a str, now: Timestamp, config: &'a str, currency: &'a str) -> Ctx<'a> {
+        Ctx {
+            merchant,
+            now,
+            config,
+            currency,
+        }
+    }
 }
 
 /// Why a programme call produced no answer.
@@ -124,15 +135,6 @@ impl Programmes for FixedProgrammes {
     }
 }
 
-fn context(ctx: &Ctx<'_>) -> wit::Context {
-    wit::Context {
-        merchant: ctx.merchant.to_string(),
-        now: ctx.now,
-        config: ctx.config.to_string(),
-        currency: ctx.currency.to_string(),
-    }
-}
-
 /// An active registry version, called in the sandbox: a fresh instance per hook.
 impl Programme for ActivePlugin {
     fn version(&self) -> &str {
@@ -144,7 +146,9 @@ impl Programme for ActivePlugin {
     }
 
     fn on_enroll(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Enrolment>, CallError> {
-        let called = self.plugin.on_enroll(&convert::member(m)?, &context(ctx))?;
+        let called = self
+            .plugin
+            .on_enroll(&convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
@@ -154,9 +158,11 @@ impl Programme for ActivePlugin {
         e: &Event,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<Outcome>, CallError> {
-        let called =
-            self.plugin
-                .on_event(&convert::member(m)?, &convert::event(e)?, &context(ctx))?;
+        let called = self.plugin.on_event(
+            &convert::member(m)?,
+            &convert::event(e)?,
+            &convert::context(ctx),
+        )?;
         Ok(called.value)
     }
 
@@ -167,12 +173,14 @@ impl Programme for ActivePlugin {
     ) -> Result<Answer<TierDecision>, CallError> {
         let called = self
             .plugin
-            .evaluate_tier(&convert::member(m)?, &context(ctx))?;
+            .evaluate_tier(&convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
     fn perks(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Vec<Perk>>, CallError> {
-        let called = self.plugin.perks(&convert::member(m)?, &context(ctx))?;
+        let called = self
+            .plugin
+            .perks(&convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
@@ -184,7 +192,7 @@ impl Programme for ActivePlugin {
     ) -> Result<Answer<Vec<Offer>>, CallError> {
         let called = self
             .plugin
-            .offers(&convert::member(m)?, partner, &context(ctx))?;
+            .offers(&convert::member(m)?, partner, &convert::context(ctx))?;
         Ok(called.value)
     }
 
@@ -197,7 +205,7 @@ impl Programme for ActivePlugin {
         let called = self.plugin.quote_redemption(
             &convert::member(m)?,
             &convert::redemption_request(r)?,
-            &context(ctx),
+            &convert::context(ctx),
         )?;
         Ok(called.value)
     }

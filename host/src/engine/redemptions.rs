@@ -55,12 +55,7 @@ impl Engine {
         let programme = self.programme(merchant)?;
         let rec = self.load_active(merchant, member)?;
         let config = config_text(&settings, &*programme);
-        let ctx = Ctx {
-            merchant,
-            now,
-            config: &config,
-            currency: &settings.currency,
-        };
+        let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         let mut account = rec.account.clone();
         account.settle(now);
         let mut snapshot_rec = rec.clone();
@@ -233,12 +228,7 @@ impl Engine {
         let programme = self.programme(merchant)?;
         let mut rec = self.load_active(merchant, member)?;
         let config = config_text(&settings, &*programme);
-        let ctx = Ctx {
-            merchant,
-            now,
-            config: &config,
-            currency: &settings.currency,
-        };
+        let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         rec.account.settle(now);
         self.refresh_perks(&*programme, &ctx, &mut rec, now)?;
         let chosen = rec
@@ -287,12 +277,7 @@ impl Engine {
         let programme = self.programme(merchant)?;
         let rec = self.load_member(merchant, member)?;
         let config = config_text(&settings, &*programme);
-        let ctx = Ctx {
-            merchant,
-            now,
-            config: &config,
-            currency: &settings.currency,
-        };
+        let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         programme
             .offers(&Self::snapshot(&rec, now), partner, &ctx)?
             .map_err(|error| EngineError::PluginRefused {

@@ -358,6 +358,58 @@ macro_rules! conversions {
             }
         }
 
+        /// The engine's call context as the contract carries it.
+        pub fn context(ctx: &$crate::engine::Ctx<'_>) -> wit::Context {
+            wit::Context {
+                merchant: ctx.merchant.to_string(),
+                now: ctx.now,
+                config: ctx.config.to_string(),
+                currency: ctx.currency.to_string(),
+            }
+        }
+
+        /// `describe`'s answer in domain form, with its config schema and default
+        /// config already parsed (and checked) by the caller.
+        pub fn program_info(
+            p: wit::ProgramInfo,
+            config_schema: serde_json::Value,
+            default_config: serde_json::Value,
+        ) -> $crate::domain::ProgramInfo {
+            $crate::domain::ProgramInfo {
+                name: p.name,
+                version: p.version,
+                description: p.description,
+                tiers: p
+                    .tiers
+                    .into_iter()
+                    .map(|t| $crate::domain::TierInfo {
+                        id: t.id,
+                        name: t.name,
+                    })
+                    .collect(),
+                perks: p
+                    .perks
+                    .into_iter()
+                    .map(|x| $crate::domain::PerkInfo {
+                        id: x.id,
+                        name: x.name,
+                        description: x.description,
+                    })
+                    .collect(),
+                rewards: p
+                    .rewards
+                    .into_iter()
+                    .map(|r| $crate::domain::RewardInfo {
+                        id: r.id,
+                        name: r.name,
+                        points: r.points,
+                    })
+                    .collect(),
+                config_schema,
+                default_config,
+            }
+        }
+
         /// A plugin error in domain form.
         pub fn plugin_error(e: wit::PluginError) -> $crate::domain::PluginError {
             $crate::domain::PluginError {

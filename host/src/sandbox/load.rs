@@ -368,34 +368,9 @@ fn program_info(p: wit::ProgramInfo) -> Result<domain::ProgramInfo, LoadError> {
     }
     let default_config: serde_json::Value = serde_json::from_str(&p.default_config)
         .map_err(|e| invalid(format!("default-config is not JSON: {e}")))?;
-    let convert = |t: wit::TierInfo| domain::TierInfo {
-        id: t.id,
-        name: t.name,
-    };
-    Ok(domain::ProgramInfo {
-        name: p.name,
-        version: p.version,
-        description: p.description,
-        tiers: p.tiers.into_iter().map(convert).collect(),
-        perks: p
-            .perks
-            .into_iter()
-            .map(|x| domain::PerkInfo {
-                id: x.id,
-                name: x.name,
-                description: x.description,
-            })
-            .collect(),
-        rewards: p
-            .rewards
-            .into_iter()
-            .map(|r| domain::RewardInfo {
-                id: r.id,
-                name: r.name,
-                points: r.points,
-            })
-            .collect(),
+    Ok(super::convert::program_info(
+        p,
         config_schema,
         default_config,
-    })
+    ))
 }
