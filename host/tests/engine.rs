@@ -1057,3 +1057,30 @@ fn custom_events_run_the_programme_and_count_in_the_stats() {
     assert_eq!(m.stats.lifetime.purchases, 0);
     h.check_invariant("ann", NOW + 5);
 }
+
+#[test]
+fn a_programme_config_must_satisfy_the_programmes_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_dir(dir.path(), "retail-club");
+    let bad = h.engine.update_merchant("acme", |s| {
+        s.config = Some(serde_json::json!({ "signup_bonus": "lots" }));
+    });
+    match bad {
+        Err(EngineError::Invalid { pointer, .. }) => assert_eq!(pointer, "/config/signup_bonus"),
+        other => panic!("{other:?}"),
+    }
+    let done = h
+        .engine
+        .update_merchant("acme", |s| {
+            s.config = Some(serde_json::json!({ "signup_bonus": 1000 }));
+            s.currency = "EUR".into();
+        })
+        .unwrap();
+    let s = h.engine.durable(done).unwrap();
+    assert_eq!(s.currency, "USD", "the currency stays");
+    assert_eq!(
+        h.enrol("ann").balance.available,
+        1_000,
+        "the new config is used"
+    );
+}

@@ -7,7 +7,7 @@ use super::error::invalid;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
     MemberRecord, MerchantSettings, OnExceed, Programme, Refused, TierChange, TierResult,
-    check_member_id, config_text, decode_bin, encode, encode_bin, fingerprint, lock,
+    check_member_id, decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
@@ -103,7 +103,7 @@ impl Engine {
             None => None,
         };
 
-        let config = config_text(&settings, &*programme);
+        let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, event.occurred_at, &config, &settings.currency);
         let mut record = self.apply_event(
             &settings,

@@ -8,8 +8,8 @@ use super::error::invalid;
 use super::events::{BudgetState, event_key};
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
-    MerchantSettings, OperationRecord, Programme, TierChange, check_member_id, config_text, decode,
-    decode_bin, encode, encode_bin, fingerprint, lock,
+    MerchantSettings, OperationRecord, Programme, TierChange, check_member_id, decode, decode_bin,
+    encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
@@ -332,7 +332,7 @@ impl Engine {
             }),
             None => None,
         };
-        let config = config_text(&settings, &*programme);
+        let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, at, &config, &settings.currency);
         let mut batch = Batch::new();
         self.run_enrol(

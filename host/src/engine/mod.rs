@@ -85,6 +85,9 @@ pub struct Engine {
     // Per-merchant budget locks: held from reading a period's usage to applying the
     // batch that updates it, so concurrent credits cannot both spend the last of it.
     budget_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    // The config text each hook call gets, per merchant and programme version, so it
+    // is not serialised again for every call. Cleared when a merchant changes.
+    configs: RwLock<HashMap<(String, String), Arc<str>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +159,7 @@ impl Engine {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             merchants: RwLock::new(HashMap::new()),
             budget_locks: Mutex::new(HashMap::new()),
+            configs: RwLock::new(HashMap::new()),
         }
     }
 
@@ -219,16 +223,27 @@ impl Engine {
     }
 
     /// Change a merchant's settings (`change` edits a copy; the id and currency stay).
+    /// A new programme config must satisfy the active programme's config schema.
     pub fn update_merchant(
         &self,
         merchant: &str,
         change: impl FnOnce(&mut MerchantSettings),
     ) -> Result<Done<MerchantSettings>, EngineError> {
         let _g = lock(&self.stripes[0]);
-        let mut s = (*self.merchant(merchant)?).clone();
+        let old = self.merchant(merchant)?;
+        let mut s = (*old).clone();
         change(&mut s);
         s.id = merchant.to_string();
+        s.currency = old.currency.clone();
         check_settings(&s)?;
+        if let Some(config) = s
+            .config
+            .as_ref()
+            .filter(|c| Some(*c) != old.config.as_ref())
+        {
+            let programme = self.programme(merchant)?;
+            check_config(&programme.info().config_schema, config)?;
+        }
         let mut b = Batch::new();
         b.put(Space::Merchants, Key::merchant(merchant, &[]), encode(&s));
         let ticket = self.apply(b)?;
@@ -260,6 +275,10 @@ impl Engine {
     }
 
     fn cache_merchant(&self, s: MerchantSettings) -> Arc<MerchantSettings> {
+        self.configs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(m, _), _| *m != s.id);
         let s = Arc::new(s);
         self.merchants
             .write()
@@ -300,6 +319,28 @@ impl Engine {
     }
 
     // --- shared steps ---------------------------------------------------------------
+
+    /// The config the programme gets: the merchant's, or the programme's default.
+    fn config_text(&self, settings: &MerchantSettings, programme: &dyn Programme) -> Arc<str> {
+        let key = (settings.id.clone(), programme.version().to_string());
+        if let Some(c) = self
+            .configs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return c.clone();
+        }
+        let text: Arc<str> = match &settings.config {
+            Some(c) => c.to_string().into(),
+            None => programme.info().default_config.to_string().into(),
+        };
+        self.configs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, text.clone());
+        text
+    }
 
     fn programme(&self, merchant: &str) -> Result<Arc<dyn Programme>, EngineError> {
         self.programmes
@@ -431,11 +472,21 @@ impl Engine {
     }
 }
 
-/// The config the plugin gets: the merchant's, or the plugin's default.
-fn config_text(settings: &MerchantSettings, programme: &dyn Programme) -> String {
-    match &settings.config {
-        Some(c) => c.to_string(),
-        None => programme.info().default_config.to_string(),
+/// `config` against the programme's config schema; the error names the first field
+/// at fault.
+fn check_config(schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), EngineError> {
+    let validator = jsonschema::validator_for(schema).map_err(|e| {
+        invalid(
+            "/config",
+            format!("the programme's config schema is unusable: {e}"),
+        )
+    })?;
+    match validator.iter_errors(config).next() {
+        Some(error) => Err(invalid(
+            &format!("/config{}", error.instance_path()),
+            error.to_string(),
+        )),
+        None => Ok(()),
     }
 }
 

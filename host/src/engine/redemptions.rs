@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::invalid;
 use super::{
-    Ctx, Done, Engine, EngineError, OperationRecord, RedemptionRecord, RedemptionStatus,
-    config_text, decode, encode, fingerprint,
+    Ctx, Done, Engine, EngineError, OperationRecord, RedemptionRecord, RedemptionStatus, decode,
+    encode, fingerprint,
 };
 use crate::domain::{Offer, RedemptionAnswer, RedemptionRequest, Rejection, Timestamp};
 use crate::sandbox::Hook;
@@ -54,7 +54,7 @@ impl Engine {
         let settings = self.merchant(merchant)?;
         let programme = self.programme(merchant)?;
         let rec = self.load_active(merchant, member)?;
-        let config = config_text(&settings, &*programme);
+        let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         let mut account = rec.account.clone();
         account.settle(now);
@@ -227,7 +227,7 @@ impl Engine {
         let settings = self.merchant(merchant)?;
         let programme = self.programme(merchant)?;
         let mut rec = self.load_active(merchant, member)?;
-        let config = config_text(&settings, &*programme);
+        let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         rec.account.settle(now);
         self.refresh_perks(&*programme, &ctx, &mut rec, now)?;
@@ -276,7 +276,7 @@ impl Engine {
         let settings = self.merchant(merchant)?;
         let programme = self.programme(merchant)?;
         let rec = self.load_member(merchant, member)?;
-        let config = config_text(&settings, &*programme);
+        let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         programme
             .offers(&Self::snapshot(&rec, now), partner, &ctx)?
