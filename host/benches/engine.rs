@@ -16,7 +16,8 @@ use std::time::Instant;
 use common::{T0, env, flight, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
-use loyalty_host::engine::{Engine, EnrolRequest};
+use loyalty_host::engine::{Engine, EnrolRequest, GroupCommit};
+use loyalty_host::storage::{Batch, Key, SledStorage, Space, Storage};
 use loyalty_sdk::prelude::*;
 
 /// The engine and storage alone: one point per event, one tier, no perks.
@@ -139,8 +140,78 @@ fn main() {
         );
     }
 
-    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); setups.len()];
+    // The storage ceiling: the same writes an event makes (its member record rewritten,
+    // its event record added), through the same group commit, with no engine at all.
+    let sandboxed = &setups[0].1;
+    let member_bytes = sandboxed
+        .storage()
+        .get(Space::Members, &Key::merchant("air", &[b"m0"]))
+        .unwrap()
+        .map_or(1_000, |v| v.len());
+    let event_bytes = sandboxed
+        .storage()
+        .get(
+            Space::Idempotency,
+            &Key::merchant("air", &[b"event", b"warm-e0"]),
+        )
+        .unwrap()
+        .map_or(300, |v| v.len());
+    eprintln!("records: member {member_bytes} bytes, event {event_bytes} bytes");
+    let ceiling_dir = tempfile::tempdir_in(root.join("target")).unwrap();
+    let storage: Arc<dyn Storage> =
+        Arc::new(SledStorage::open(ceiling_dir.path(), Options::default().cache_bytes).unwrap());
+    let commit = Arc::new(GroupCommit::start(storage.clone()));
+    for i in 0..members {
+        let mut b = Batch::new();
+        b.put(
+            Space::Members,
+            Key::merchant("air", &[format!("m{i}").as_bytes()]),
+            vec![7; member_bytes],
+        );
+        storage.apply(b).unwrap();
+    }
+
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); setups.len() + 1];
     for round in 0..rounds {
+        let rate = runtime.block_on(async {
+            let started = Instant::now();
+            let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            let mut handles = Vec::with_capacity(events);
+            for i in 0..events {
+                let permit = sem.clone().acquire_owned().await.unwrap();
+                let (storage, commit) = (storage.clone(), commit.clone());
+                let waiter = commit.clone();
+                handles.push(tokio::spawn(async move {
+                    let ticket = tokio::task::spawn_blocking(move || {
+                        let mut b = Batch::new();
+                        let member = format!("m{}", (i * 7_919) % members);
+                        b.put(
+                            Space::Members,
+                            Key::merchant("air", &[member.as_bytes()]),
+                            vec![7; member_bytes],
+                        );
+                        let id = format!("r{round}-e{i}");
+                        b.put(
+                            Space::Idempotency,
+                            Key::merchant("air", &[b"event", id.as_bytes()]),
+                            vec![9; event_bytes],
+                        );
+                        storage.apply(b).unwrap();
+                        commit.applied()
+                    })
+                    .await
+                    .unwrap();
+                    waiter.wait_async(ticket).await.unwrap();
+                    drop(permit);
+                }));
+            }
+            for h in handles {
+                h.await.unwrap();
+            }
+            events as f64 / started.elapsed().as_secs_f64()
+        });
+        eprintln!("round {round}: storage alone: {rate:.0} writes/s");
+        rates[setups.len()].push(rate);
         for (k, (name, engine)) in setups.iter().enumerate() {
             let before = engine.flush_stats();
             let rate = runtime.block_on(drive(engine, events, concurrency, |i, e| {
@@ -170,9 +241,14 @@ fn main() {
         println!("| {name} | {m:.0} |");
     }
     println!(
-        "\nsandboxed / native = {:.2} (the plugin costs {:.0} % of the native rate); native / engine-only = {:.2}",
+        "| storage alone (an event's writes: {member_bytes} + {event_bytes} bytes, group commit, no engine) | {:.0} |",
+        medians[3]
+    );
+    println!(
+        "\nsandboxed / native = {:.2} (the plugin costs {:.0} % of the native rate); native / engine-only = {:.2}; engine-only / storage alone = {:.2}",
         medians[0] / medians[1],
         (1.0 - medians[0] / medians[1]) * 100.0,
-        medians[1] / medians[2]
+        medians[1] / medians[2],
+        medians[2] / medians[3]
     );
 }
