@@ -901,7 +901,7 @@ fn the_ledger_invariant_holds_over_random_operations_through_the_engine() {
     for seed in 1..=4u64 {
         let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
         let mut now = NOW + seed as i64 * 1_000 * DAY;
-        let members: Vec<String> = (0..4).map(|i| format!("s{seed}-m{i}")).collect();
+        let mut members: Vec<String> = (0..4).map(|i| format!("s{seed}-m{i}")).collect();
         let mut purchases: Vec<(String, String)> = Vec::new();
         let mut redemptions: Vec<String> = Vec::new();
         for m in &members {
@@ -916,7 +916,7 @@ fn the_ledger_invariant_holds_over_random_operations_through_the_engine() {
             now += rng.below(4 * DAY as u64) as i64;
             let m = members[rng.below(members.len() as u64) as usize].clone();
             let label = format!("seed {seed} step {step}");
-            match rng.below(6) {
+            match rng.below(7) {
                 0 | 1 => {
                     let id = format!("s{seed}-p{step}");
                     h.post(&m, purchase(&id, 1_000 + rng.below(90_000) as i64, now))
@@ -969,6 +969,16 @@ fn the_ledger_invariant_holds_over_random_operations_through_the_engine() {
                 }
                 4 => {
                     h.engine.sweep("acme", now).unwrap();
+                }
+                5 => {
+                    let id = format!("s{seed}-late{step}");
+                    h.enrol_with(EnrolRequest {
+                        member: id.clone(),
+                        enrolled_at: now,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                    members.push(id);
                 }
                 _ => {
                     let points = rng.below(600) as i64 - 300;

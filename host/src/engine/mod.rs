@@ -88,6 +88,7 @@ pub struct Engine {
     // The config text each hook call gets, per merchant and programme version, so it
     // is not serialised again for every call. Cleared when a merchant changes.
     configs: RwLock<HashMap<(String, String), Arc<str>>>,
+    sweeps: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +161,7 @@ impl Engine {
             merchants: RwLock::new(HashMap::new()),
             budget_locks: Mutex::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
+            sweeps: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

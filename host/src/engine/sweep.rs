@@ -2,6 +2,9 @@
 //! a merchant whose points changed by themselves, writing the ledger lines. It also
 //! runs on read (see `Engine::member`), so a member never sees expired points.
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError, MemberRecord, decode_bin};
@@ -59,5 +62,46 @@ impl Engine {
             total.settled += r.settled;
         }
         Ok(total)
+    }
+}
+
+impl Engine {
+    /// Sweep every merchant every `every`, at the wall-clock time, until the returned
+    /// task is aborted. Sweeps run on a blocking thread; a failed sweep is logged and
+    /// retried at the next tick.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let e = engine.clone();
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                match tokio::task::spawn_blocking(move || e.sweep_all(now)).await {
+                    Ok(Ok(report)) => {
+                        engine
+                            .sweeps
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if report.settled > 0 {
+                            tracing::info!(
+                                members = report.members,
+                                settled = report.settled,
+                                "expiry sweep"
+                            );
+                        }
+                    }
+                    Ok(Err(error)) => tracing::error!(%error, "expiry sweep failed"),
+                    Err(error) => tracing::error!(%error, "expiry sweep panicked"),
+                }
+            }
+        })
+    }
+
+    /// Sweeps the sweeper has completed.
+    pub fn sweeps_done(&self) -> u64 {
+        self.sweeps.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -180,3 +180,26 @@ fn the_native_programme_goes_through_the_same_engine() {
     assert_eq!(r.plugin_version, "native");
     assert_eq!(engine.check("air").unwrap().problems, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_sweep_expires_points_without_a_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 8 << 20).unwrap());
+    let engine = engine(storage);
+    // Enrolled long ago: the welcome bonus expired years before today.
+    let long_ago = 1_000_000_000;
+    let req = EnrolRequest {
+        member: "ann".into(),
+        enrolled_at: long_ago,
+        ..Default::default()
+    };
+    engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    let sweeper = engine.spawn_sweeper(Duration::from_millis(20));
+    // Wait for two completed sweeps (the first may have started before anything).
+    while engine.sweeps_done() < 2 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sweeper.abort();
+    let page = engine.ledger("air", "ann", None, 5).unwrap();
+    assert_eq!(page.lines[0].kind, crate::ledger::LineKind::Expire);
+}
