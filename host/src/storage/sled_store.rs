@@ -22,16 +22,29 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
 impl SledStorage {
     /// Open (or create) the database in `dir`, with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStorage, StorageError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             // Durability is explicit (`flush`, shared by concurrent writers through
             // group commit), not time-based.
             .flush_every_ms(None)
-            // Measured faster for the engine's many small writes (BENCHMARKS.md).
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(backend)?;
+            .mode(sled::Mode::HighThroughput);
+        // The directory's lock is released when the previous owner's last sled thread
+        // lets go, which can trail a drop (or a killed process) by a moment: wait a
+        // little for it rather than fail a restart.
+        let mut waited = 0;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && waited < 100 =>
+                {
+                    waited += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(backend(e)),
+            }
+        };
         let mut trees = HashMap::new();
         for space in Space::ALL {
             trees.insert(space, db.open_tree(space.name()).map_err(backend)?);
