@@ -28,61 +28,22 @@ impl Engine {
     /// Check `merchant`'s stored state (see the module docs).
     pub fn check(&self, merchant: &str) -> Result<CheckReport, EngineError> {
         let mut report = CheckReport::default();
-        let mut members = Vec::new();
         let mut failed = None;
+        // Earn lines per (member, event), to compare with the event records.
+        let mut earned: HashMap<(String, String), i64> = HashMap::new();
+        // Members are checked one at a time as they are read: a merchant's members
+        // need not fit in memory.
         self.storage.visit(Space::Members, merchant, &mut |_, v| {
-            match decode_bin::<MemberRecord>(v, "member") {
-                Ok(m) => members.push(m),
-                Err(e) => failed = Some(e),
+            let result = decode_bin::<MemberRecord>(v, "member")
+                .and_then(|m| self.check_member(merchant, &m, &mut report, &mut earned));
+            if let Err(e) = result {
+                failed = Some(e);
             }
             failed.is_none()
         })?;
         if let Some(e) = failed {
             return Err(e);
         }
-        // Earn lines per (member, event), to compare with the event records.
-        let mut earned: HashMap<(String, String), i64> = HashMap::new();
-        for m in &members {
-            report.members += 1;
-            let mut lines: Vec<Line> = Vec::new();
-            for (_, page) in self
-                .storage
-                .scan(Space::Ledger, merchant, &[m.id.as_bytes()])?
-            {
-                lines.extend(decode_bin::<Vec<Line>>(&page, "ledger page")?);
-            }
-            lines.extend(m.ledger_page.iter().cloned());
-            report.lines += lines.len() as u64;
-            let sum: i64 = lines.iter().map(|l| l.points).sum();
-            let b = m.account.balance(i64::MIN);
-            let net = b.available + b.pending - b.debt;
-            if sum != m.account.total || sum != net {
-                report.problems.push(format!(
-                    "member {}: ledger sums to {sum}, account total {}, balance {net}",
-                    m.id, m.account.total
-                ));
-            }
-            if let Err(broken) = m.account.check(i64::MIN) {
-                report.problems.push(format!("member {}: {broken}", m.id));
-            }
-            for (i, l) in lines.iter().enumerate() {
-                if l.seq != i as u64 + 1 {
-                    report.problems.push(format!(
-                        "member {}: ledger line {} is numbered {}",
-                        m.id,
-                        i + 1,
-                        l.seq
-                    ));
-                    break;
-                }
-            }
-            for l in lines.iter().filter(|l| l.kind == LineKind::Earn) {
-                if let Some(r) = &l.reference {
-                    *earned.entry((m.id.clone(), r.clone())).or_default() += l.points;
-                }
-            }
-        }
-        let mut events = Vec::new();
         self.storage
             .visit(Space::Idempotency, merchant, &mut |k, v| {
                 let is_event = k
@@ -92,7 +53,19 @@ impl Engine {
                     .is_some_and(|scope| scope == b"event");
                 if is_event {
                     match decode_bin::<EventRecord>(v, "event") {
-                        Ok(e) => events.push(e),
+                        Ok(e) => {
+                            report.events += 1;
+                            let credited: i64 = e.result.credited.iter().map(|c| c.points).sum();
+                            let lines = earned
+                                .remove(&(e.member.clone(), e.result.event.clone()))
+                                .unwrap_or(0);
+                            if credited != lines {
+                                report.problems.push(format!(
+                                    "event {}: credited {credited} but member {}'s ledger has {lines}",
+                                    e.result.event, e.member
+                                ));
+                            }
+                        }
                         Err(e) => failed = Some(e),
                     }
                 }
@@ -100,19 +73,6 @@ impl Engine {
             })?;
         if let Some(e) = failed {
             return Err(e);
-        }
-        for e in &events {
-            report.events += 1;
-            let credited: i64 = e.result.credited.iter().map(|c| c.points).sum();
-            let lines = earned
-                .remove(&(e.member.clone(), e.result.event.clone()))
-                .unwrap_or(0);
-            if credited != lines {
-                report.problems.push(format!(
-                    "event {}: credited {credited} but member {}'s ledger has {lines}",
-                    e.result.event, e.member
-                ));
-            }
         }
         for ((member, reference), points) in earned {
             if !reference.starts_with("enrol:") {
@@ -122,5 +82,54 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+
+    /// One member's part of [`Engine::check`].
+    fn check_member(
+        &self,
+        merchant: &str,
+        m: &MemberRecord,
+        report: &mut CheckReport,
+        earned: &mut HashMap<(String, String), i64>,
+    ) -> Result<(), EngineError> {
+        report.members += 1;
+        let mut lines: Vec<Line> = Vec::new();
+        for (_, page) in self
+            .storage
+            .scan(Space::Ledger, merchant, &[m.id.as_bytes()])?
+        {
+            lines.extend(decode_bin::<Vec<Line>>(&page, "ledger page")?);
+        }
+        lines.extend(m.ledger_page.iter().cloned());
+        report.lines += lines.len() as u64;
+        let sum: i64 = lines.iter().map(|l| l.points).sum();
+        let b = m.account.balance(i64::MIN);
+        let net = b.available + b.pending - b.debt;
+        if sum != m.account.total || sum != net {
+            report.problems.push(format!(
+                "member {}: ledger sums to {sum}, account total {}, balance {net}",
+                m.id, m.account.total
+            ));
+        }
+        if let Err(broken) = m.account.check(i64::MIN) {
+            report.problems.push(format!("member {}: {broken}", m.id));
+        }
+        for (i, l) in lines.iter().enumerate() {
+            if l.seq != i as u64 + 1 {
+                report.problems.push(format!(
+                    "member {}: ledger line {} is numbered {}",
+                    m.id,
+                    i + 1,
+                    l.seq
+                ));
+                break;
+            }
+        }
+        for l in lines.iter().filter(|l| l.kind == LineKind::Earn) {
+            if let Some(r) = &l.reference {
+                *earned.entry((m.id.clone(), r.clone())).or_default() += l.points;
+            }
+        }
+        Ok(())
     }
 }
