@@ -19,6 +19,30 @@ fn backend(e: impl std::fmt::Display) -> StorageError {
     StorageError::Backend(e.to_string())
 }
 
+/// Wait (up to 5 s) until nobody holds the lock on the database in `dir`. A previous
+/// owner's lock (in this process, or one just killed) is released when its last sled
+/// thread lets go, which can trail a drop by a moment; sled itself fails at once, with
+/// an error that only its text tells apart, so the lock is tried here first.
+fn wait_for_lock(dir: &Path) {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))
+    else {
+        return; // A new database: nothing to wait for.
+    };
+    for _ in 0..250 {
+        match file.try_lock() {
+            // Released again when `file` is dropped; sled takes it next.
+            Ok(()) => return,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::Error(_)) => return,
+        }
+    }
+}
+
 impl SledStorage {
     /// Open (or create) the database in `dir`, with a page cache of `cache_bytes`.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStorage, StorageError> {
@@ -29,22 +53,8 @@ impl SledStorage {
             // group commit), not time-based.
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput);
-        // The directory's lock is released when the previous owner's last sled thread
-        // lets go, which can trail a drop (or a killed process) by a moment: wait a
-        // little for it rather than fail a restart.
-        let mut waited = 0;
-        let db = loop {
-            match config.open() {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && waited < 100 =>
-                {
-                    waited += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(backend(e)),
-            }
-        };
+        wait_for_lock(dir);
+        let db = config.open().map_err(backend)?;
         let mut trees = HashMap::new();
         for space in Space::ALL {
             trees.insert(space, db.open_tree(space.name()).map_err(backend)?);
