@@ -1,8 +1,6 @@
 //! Events: purchases, refunds linked to their purchase, and custom events. Each runs
 //! `on-event`, then `evaluate-tier` and `perks`, and the whole outcome is one batch.
 
-use serde::{Deserialize, Serialize};
-
 use super::error::invalid;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
@@ -15,16 +13,6 @@ use crate::sandbox::Hook;
 use crate::stats::Activity;
 use crate::storage::{Batch, Key, Space};
 
-/// An event posted for a member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventRequest {
-    /// The member.
-    pub member: String,
-    /// The event.
-    pub event: Event,
-}
-
 /// The idempotency key of an event.
 pub(super) fn event_key(merchant: &str, id: &str) -> Key {
     Key::merchant(merchant, &[b"event", id.as_bytes()])
@@ -35,6 +23,36 @@ pub(super) fn event_key(merchant: &str, id: &str) -> Key {
 pub(super) struct BudgetState {
     pub usage: BudgetUsage,
     pub changed: bool,
+}
+
+impl Engine {
+    /// The budget state of an operation at `at` for a merchant with a budget: the
+    /// period's usage, to be read and written under the merchant's budget lock (the
+    /// caller holds it until the batch is applied).
+    pub(super) fn budget_state(
+        &self,
+        settings: &MerchantSettings,
+        at: Timestamp,
+    ) -> Result<Option<BudgetState>, EngineError> {
+        match &settings.budget {
+            Some(b) => Ok(Some(BudgetState {
+                usage: self.load_usage(&settings.id, &b.period.key(at))?,
+                changed: false,
+            })),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Add the budget usage to the batch when the operation changed it.
+pub(super) fn put_budget(batch: &mut Batch, merchant: &str, budget: &Option<BudgetState>) {
+    if let Some(b) = budget.as_ref().filter(|b| b.changed) {
+        batch.put(
+            Space::Budget,
+            Key::merchant(merchant, &[b.usage.period.as_bytes()]),
+            encode(&b.usage),
+        );
+    }
 }
 
 /// The refund being applied to its purchase's record.
@@ -73,11 +91,8 @@ impl Engine {
         let mut original: Option<(String, EventRecord)> = None;
         if event.kind == "refund" {
             let id = event.original_event.clone().unwrap_or_default();
-            match self
-                .storage
-                .get(Space::Idempotency, &event_key(merchant, &id))?
-            {
-                Some(b) => original = Some((id, decode_bin(&b, "event")?)),
+            match self.event_record(merchant, &id)? {
+                Some(orig) => original = Some((id, orig)),
                 None => {
                     return Err(EngineError::Refund {
                         original: id,
@@ -95,13 +110,7 @@ impl Engine {
         // budget lock, held until the batch is applied.
         let budget_lock = settings.budget.as_ref().map(|_| self.budget_lock(merchant));
         let _budget_guard = budget_lock.as_deref().map(lock);
-        let mut budget = match &settings.budget {
-            Some(b) => Some(BudgetState {
-                usage: self.load_usage(merchant, &b.period.key(event.occurred_at))?,
-                changed: false,
-            }),
-            None => None,
-        };
+        let mut budget = self.budget_state(&settings, event.occurred_at)?;
 
         let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, event.occurred_at, &config, &settings.currency);
@@ -122,13 +131,7 @@ impl Engine {
                 encode_bin(orig),
             );
         }
-        if let Some(b) = budget.as_ref().filter(|b| b.changed) {
-            batch.put(
-                Space::Budget,
-                Key::merchant(merchant, &[b.usage.period.as_bytes()]),
-                encode(&b.usage),
-            );
-        }
+        put_budget(&mut batch, merchant, &budget);
         record.fingerprint = print;
         let value = record.result.clone();
         batch.put(Space::Idempotency, key, encode_bin(&record));

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::invalid;
-use super::events::{BudgetState, event_key};
+use super::events::{BudgetState, event_key, put_budget};
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
     MerchantSettings, OperationRecord, Programme, TierChange, check_member_id, decode, decode_bin,
@@ -325,13 +325,7 @@ impl Engine {
 
         let budget_lock = settings.budget.as_ref().map(|_| self.budget_lock(merchant));
         let _budget_guard = budget_lock.as_deref().map(lock);
-        let mut budget = match &settings.budget {
-            Some(b) => Some(BudgetState {
-                usage: self.load_usage(merchant, &b.period.key(at))?,
-                changed: false,
-            }),
-            None => None,
-        };
+        let mut budget = self.budget_state(&settings, at)?;
         let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, at, &config, &settings.currency);
         let mut batch = Batch::new();
@@ -379,13 +373,7 @@ impl Engine {
             );
             self.put_member(&mut batch, merchant, r);
         }
-        if let Some(b) = budget.as_ref().filter(|b| b.changed) {
-            batch.put(
-                Space::Budget,
-                Key::merchant(merchant, &[b.usage.period.as_bytes()]),
-                encode(&b.usage),
-            );
-        }
+        put_budget(&mut batch, merchant, &budget);
         batch.put(
             Space::Codes,
             code_key(merchant, "card", &card),

@@ -44,7 +44,6 @@ use crate::storage::{Batch, Key, Space, Storage, seq_part};
 pub use check::CheckReport;
 pub use commit::{FlushStats, GroupCommit, Ticket};
 pub use error::EngineError;
-pub use events::EventRequest;
 pub use members::{
     Adjustment, EnrolRequest, LedgerPage, MemberView, PerkView, ProfileUpdate, TierView,
     normalize_code,

@@ -53,15 +53,14 @@ impl Engine {
     ) -> Result<Done<QuoteAnswer>, EngineError> {
         let settings = self.merchant(merchant)?;
         let programme = self.programme(merchant)?;
-        let rec = self.load_active(merchant, member)?;
+        let mut rec = self.load_active(merchant, member)?;
         let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
-        let mut account = rec.account.clone();
-        account.settle(now);
-        let mut snapshot_rec = rec.clone();
-        snapshot_rec.account = account;
+        // Expiry up to now counts for the price; it is written by the commit (or the
+        // next read), not here.
+        rec.account.settle(now);
         let answer = programme
-            .quote_redemption(&Self::snapshot(&snapshot_rec, now), request, &ctx)?
+            .quote_redemption(&Self::snapshot(&rec, now), request, &ctx)?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::QuoteRedemption,
                 error,
@@ -113,6 +112,18 @@ impl Engine {
         decode(&bytes, "redemption")
     }
 
+    /// A redemption read under its member's lock (found from the redemption, then
+    /// read again under the lock so no concurrent change is missed).
+    fn locked_redemption(
+        &self,
+        merchant: &str,
+        id: &str,
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, RedemptionRecord), EngineError> {
+        let member = self.redemption(merchant, id)?.member;
+        let guard = self.lock_member(merchant, &member);
+        Ok((guard, self.redemption(merchant, id)?))
+    }
+
     /// Commit a quoted redemption: deduct its points, atomically. Committing again
     /// answers the committed redemption.
     pub fn commit_redemption(
@@ -121,9 +132,8 @@ impl Engine {
         id: &str,
         now: Timestamp,
     ) -> Result<Done<RedemptionRecord>, EngineError> {
-        let member = self.redemption(merchant, id)?.member;
-        let _g = self.lock_member(merchant, &member);
-        let mut r = self.redemption(merchant, id)?;
+        let (_g, mut r) = self.locked_redemption(merchant, id)?;
+        let member = r.member.clone();
         match r.status {
             RedemptionStatus::Committed => {
                 return Ok(Done {
@@ -167,9 +177,8 @@ impl Engine {
         id: &str,
         now: Timestamp,
     ) -> Result<Done<RedemptionRecord>, EngineError> {
-        let member = self.redemption(merchant, id)?.member;
-        let _g = self.lock_member(merchant, &member);
-        let mut r = self.redemption(merchant, id)?;
+        let (_g, mut r) = self.locked_redemption(merchant, id)?;
+        let member = r.member.clone();
         let mut batch = Batch::new();
         match r.status {
             RedemptionStatus::Cancelled => {
