@@ -17,7 +17,7 @@ pub type Timestamp = i64;
 pub type Attributes = BTreeMap<String, String>;
 
 /// An amount in integer minor units of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Money {
     /// Minor units (cents).
@@ -27,7 +27,7 @@ pub struct Money {
 }
 
 /// Activity totals over one window.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Totals {
     /// Purchase spend net of refunds, in the programme currency's minor units.
@@ -43,7 +43,7 @@ pub struct Totals {
 }
 
 /// Rolling-window statistics of a member (see the contract for the windows).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Stats {
     /// Since enrolment.
@@ -139,6 +139,19 @@ impl<'de> Deserialize<'de> for State {
     }
 }
 
+impl schemars::JsonSchema for State {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "State".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Any JSON value: the programme decides what its state holds.
+        schemars::json_schema!({
+            "description": "The programme's state for the member: null when empty, the JSON document it holds, or {\"bytes_hex\": \"...\"} for binary state."
+        })
+    }
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -150,7 +163,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 }
 
 /// One line of a purchase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LineItem {
     /// Product id.
@@ -171,7 +184,7 @@ fn one() -> u32 {
 }
 
 /// Where an event happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// In a store.
@@ -190,7 +203,7 @@ pub enum Channel {
 }
 
 /// How the member paid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     /// Card.
@@ -213,7 +226,7 @@ pub enum PaymentMethod {
 /// `review`, `survey` (needs `score` 0-10), `referral` (needs `referee`), `check_in`,
 /// `share`, `partner_purchase` (needs `partner`), or any other name the merchant uses
 /// (a custom event, lower-case letters, digits, `-` and `_`, at most 64 characters).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     /// The caller's id; processing is idempotent on it.
@@ -295,7 +308,7 @@ pub struct Enrolment {
 }
 
 /// Progress to the next tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TierProgress {
     /// Next tier id.
     pub next_tier: String,
@@ -338,7 +351,7 @@ pub struct Perk {
 }
 
 /// What an offer gives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "type", content = "value")]
 pub enum OfferKind {
     /// Earn multiplied by this percent.
@@ -352,7 +365,7 @@ pub enum OfferKind {
 }
 
 /// A partner offer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Offer {
     /// Offer id.
     pub id: String,
@@ -369,7 +382,7 @@ pub struct Offer {
 }
 
 /// A redemption request.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedemptionRequest {
     /// Catalogue reward.
@@ -385,7 +398,7 @@ pub struct RedemptionRequest {
 }
 
 /// An accepted redemption's price.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quote {
     /// Reward id.
     pub reward: String,
@@ -398,7 +411,7 @@ pub struct Quote {
 }
 
 /// A refused redemption.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Rejection {
     /// Stable code.
     pub code: String,
@@ -417,7 +430,7 @@ pub enum RedemptionAnswer {
 }
 
 /// A tier in the programme.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TierInfo {
     /// Id.
     pub id: String,
@@ -426,7 +439,7 @@ pub struct TierInfo {
 }
 
 /// A perk in the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PerkInfo {
     /// Id.
     pub id: String,
@@ -437,7 +450,7 @@ pub struct PerkInfo {
 }
 
 /// A reward in the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RewardInfo {
     /// Id.
     pub id: String,
@@ -448,7 +461,7 @@ pub struct RewardInfo {
 }
 
 /// What a programme is, from `describe`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProgramInfo {
     /// Name.
     pub name: String,
@@ -469,7 +482,7 @@ pub struct ProgramInfo {
 }
 
 /// A failure the plugin reported itself (bad config, unexpected input).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema)]
 #[error("{code}: {message}")]
 pub struct PluginError {
     /// Stable code.

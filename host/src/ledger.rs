@@ -45,7 +45,7 @@ impl Lot {
 }
 
 /// What a ledger line records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     /// Points credited.
@@ -63,7 +63,7 @@ pub enum LineKind {
 }
 
 /// One entry of the ledger. `points` is signed: positive adds to the balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Line {
     /// Sequence number within the account.
     pub seq: u64,
@@ -144,7 +144,7 @@ pub struct Account {
 }
 
 /// Balances at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Balance {
     /// Points spendable now.
     pub available: i64,

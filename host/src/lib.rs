@@ -3,6 +3,9 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the HTTP API: routes, keys and scopes, schema-checked bodies,
+//!   problem+json errors, idempotency keys, OpenAPI, metrics.
+//! - [`server`]: `loyalty serve`: the listener, graceful shutdown, the demo merchant.
 //! - [`app`]: opening a data directory: storage, registry, pool and engine wired.
 //! - [`domain`]: the host's data types for members, events and plugin decisions, in
 //!   the JSON shape the runner, the API and storage use. Pure data.
@@ -24,6 +27,7 @@
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
+pub mod api;
 pub mod app;
 pub mod domain;
 pub mod engine;
@@ -33,5 +37,6 @@ pub mod pool;
 pub mod registry;
 pub mod runner;
 pub mod sandbox;
+pub mod server;
 pub mod stats;
 pub mod storage;

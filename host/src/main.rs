@@ -23,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
     /// Run one hook of a plugin file locally: JSON in, JSON out, with fuel and time.
     Run(RunArgs),
     /// Import operations (JSON lines on standard input) into a merchant; prints one
@@ -30,6 +32,51 @@ enum Command {
     Import(ImportArgs),
     /// Check a merchant's stored state: ledgers sum to balances, events are whole.
     Check(CheckArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Where to listen (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "LOYALTY_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// The data directory (sled), created if missing.
+    #[arg(long, env = "LOYALTY_DATA", default_value = "loyalty-data")]
+    data: PathBuf,
+    /// The operator key (creates merchants). With --demo and no key, one is made up
+    /// and printed.
+    #[arg(long, env = "LOYALTY_OPERATOR_KEY", hide_env_values = true)]
+    operator_key: Option<String>,
+    /// Set up the demo merchant with the example programmes and print its keys and a
+    /// curl to try.
+    #[arg(long)]
+    demo: bool,
+    /// Where the demo finds the example programmes (built by plugins/build).
+    #[arg(long, env = "LOYALTY_DEMO_PLUGINS", default_value = "target/plugins")]
+    demo_plugins: PathBuf,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "LOYALTY_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    /// Largest JSON body in bytes.
+    #[arg(long, env = "LOYALTY_MAX_BODY", default_value_t = loyalty_host::api::Limits::default().json_body)]
+    max_body: usize,
+    /// Seconds a request may take before it is answered 503.
+    #[arg(long, env = "LOYALTY_REQUEST_TIMEOUT", default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds requests in flight get to finish at shutdown.
+    #[arg(long, env = "LOYALTY_GRACE", default_value_t = 20)]
+    grace: u64,
+    /// Seconds between expiry sweeps.
+    #[arg(long, env = "LOYALTY_SWEEP_EVERY", default_value_t = 300)]
+    sweep_every: u64,
+    /// Fuel (instructions) per plugin call.
+    #[arg(long, env = "LOYALTY_FUEL", default_value_t = Limits::default().fuel)]
+    fuel: u64,
+    /// Linear-memory cap per plugin call in MiB.
+    #[arg(long, env = "LOYALTY_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
+    memory_mib: usize,
+    /// Wall-clock deadline per plugin call in milliseconds.
+    #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    deadline_ms: u64,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +161,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => serve(args),
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),
         Command::Check(args) => check(args),
@@ -131,6 +179,110 @@ fn open(data: &std::path::Path) -> Result<App, ExitCode> {
         eprintln!("error: cannot open {}: {e}", data.display());
         ExitCode::FAILURE
     })
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format.as_str() {
+        "json" => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        "text" => builder.init(),
+        other => {
+            return usage_error(
+                false,
+                format!("--log-format must be text or json, not {other:?}"),
+            );
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return usage_error(false, format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(serve_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_async(args: ServeArgs) -> Result<(), String> {
+    use loyalty_host::api::{Api, Limits as ApiLimits};
+    use loyalty_host::server;
+
+    let mut options = Options::default();
+    options.limits.fuel = args.fuel;
+    options.limits.memory_bytes = args.memory_mib << 20;
+    options.limits.deadline = Duration::from_millis(args.deadline_ms);
+    let app = App::open(&args.data, &options)
+        .map_err(|e| format!("cannot open {}: {e}", args.data.display()))?;
+    let operator = match (&args.operator_key, args.demo) {
+        (Some(k), _) => Some(k.clone()),
+        (None, true) => Some(format!(
+            "op_{}",
+            loyalty_host::engine::random_code(32)
+                .map_err(|e| e.to_string())?
+                .to_ascii_lowercase()
+        )),
+        (None, false) => None,
+    };
+    let limits = ApiLimits {
+        json_body: args.max_body,
+        request_timeout: Duration::from_secs(args.request_timeout),
+        ..ApiLimits::default()
+    };
+    let api = Api::new(&app, operator.as_deref(), limits)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let demo = if args.demo {
+        Some(server::demo(&api, &app, &args.demo_plugins).await?)
+    } else {
+        None
+    };
+    let sweeper = app
+        .engine
+        .spawn_sweeper(Duration::from_secs(args.sweep_every.max(1)));
+    // One line a script can wait for and read the address from.
+    println!("listening on http://{addr}");
+    if let Some(keys) = &demo {
+        let shown = if args.operator_key.is_some() {
+            "(the one you configured)"
+        } else {
+            operator.as_deref().unwrap_or_default()
+        };
+        println!("{}", server::demo_banner(addr, shown, keys));
+    }
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    tracing::info!(%addr, data = %args.data.display(), "serving");
+    server::serve(
+        listener,
+        api,
+        Duration::from_secs(args.grace),
+        server::signal(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    sweeper.abort();
+    // Everything acknowledged was flushed already; this makes the rest durable too.
+    app.storage.flush().map_err(|e| e.to_string())?;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 fn import(args: ImportArgs) -> ExitCode {

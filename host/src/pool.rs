@@ -98,8 +98,12 @@ impl PluginPool {
             .permit(self.merchant(merchant), merchant, started)
             .await?;
         let global = self.permit(self.global.clone(), merchant, started).await?;
+        // The job runs inside the caller's span (the request's), so what the guest
+        // call logs carries the request's merchant, member and request id.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _permits = (mine, global);
+            let _entered = span.enter();
             job()
         })
         .await

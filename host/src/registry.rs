@@ -29,7 +29,7 @@ mod cache;
 pub use cache::ArtifactCache;
 
 /// One uploaded version of a merchant's programme.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct VersionInfo {
     /// The version id: SHA-256 of the uploaded bytes, hex.
     pub version: String,
@@ -44,7 +44,7 @@ pub struct VersionInfo {
 }
 
 /// What was uploaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     /// A WebAssembly component.
@@ -54,7 +54,7 @@ pub enum SourceKind {
 }
 
 /// One entry of a merchant's activation history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Activation {
     /// The version activated.
     pub version: String,

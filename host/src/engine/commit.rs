@@ -6,6 +6,7 @@
 //! storage once, and declares every ticket up to that one durable. While a flush runs,
 //! new operations pile up and are covered together by the next one.
 
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -35,6 +36,12 @@ struct Shared {
     durable_tx: tokio::sync::watch::Sender<u64>,
     flushes: AtomicU64,
     flush_nanos: AtomicU64,
+    latency: Histogram,
+}
+
+fn flush_histogram() -> Histogram {
+    // 100 µs to about 3 s: a sled flush on these disks is a few ms.
+    Histogram::new(exponential_buckets(1e-4, 2.0, 15))
 }
 
 /// The group-commit handle (see the module docs).
@@ -67,6 +74,7 @@ impl GroupCommit {
             durable_tx,
             flushes: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
+            latency: flush_histogram(),
         });
         let s = shared.clone();
         let flusher = std::thread::Builder::new()
@@ -135,6 +143,11 @@ impl GroupCommit {
         }
     }
 
+    /// The flush latency histogram (a shared handle, for the metrics registry).
+    pub fn latency(&self) -> Histogram {
+        self.shared.latency.clone()
+    }
+
     /// Flush counters so far.
     pub fn stats(&self) -> FlushStats {
         FlushStats {
@@ -178,8 +191,10 @@ fn flush_loop(s: &Shared) {
         // flush covers all of them.
         let started = Instant::now();
         let result = s.storage.flush();
+        let took = started.elapsed();
         s.flush_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        s.latency.observe(took.as_secs_f64());
         s.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
         let mut p = lock(&s.progress);

@@ -19,7 +19,7 @@ use crate::stats::ActivityStats;
 use crate::storage::{Batch, Key, Space};
 
 /// A member joining.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrolRequest {
     /// The merchant's id for the member.
@@ -42,7 +42,7 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
 }
 
 /// A change of profile: fields left out stay; `null` removes.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileUpdate {
     /// New birthday, or `null` to remove it.
@@ -54,7 +54,7 @@ pub struct ProfileUpdate {
 }
 
 /// A member's tier as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TierView {
     /// Tier id.
     pub id: String,
@@ -71,7 +71,7 @@ pub struct TierView {
 }
 
 /// A held perk as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PerkView {
     /// Perk id.
     pub id: String,
@@ -88,7 +88,7 @@ pub struct PerkView {
 }
 
 /// A member as the API shows them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberView {
     /// Member id.
     pub id: String,
@@ -123,7 +123,7 @@ pub struct MemberView {
 }
 
 /// A page of a member's ledger, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LedgerPage {
     /// The lines.
     pub lines: Vec<Line>,
@@ -132,7 +132,7 @@ pub struct LedgerPage {
 }
 
 /// A manual adjustment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Adjustment {
     /// The caller's id for it; retries with the same id are answered once.
@@ -148,8 +148,8 @@ pub struct Adjustment {
 // Crockford's base32: no I, L, O or U, so codes read aloud and typed survive.
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
-/// A random code of `len` characters (5 bits each).
-fn random_code(len: usize) -> Result<String, EngineError> {
+/// A random code of `len` characters of Crockford base32 (5 random bits each).
+pub fn random_code(len: usize) -> Result<String, EngineError> {
     let mut bytes = vec![0u8; len];
     getrandom::fill(&mut bytes).map_err(|e| EngineError::Storage(format!("no randomness: {e}")))?;
     Ok(bytes

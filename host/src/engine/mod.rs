@@ -24,6 +24,7 @@ mod commit;
 mod error;
 mod events;
 mod members;
+mod outside;
 pub mod native;
 mod programme;
 mod records;
@@ -46,11 +47,11 @@ pub use commit::{FlushStats, GroupCommit, Ticket};
 pub use error::EngineError;
 pub use members::{
     Adjustment, EnrolRequest, LedgerPage, MemberView, PerkView, ProfileUpdate, TierView,
-    normalize_code,
+    normalize_code, random_code,
 };
 pub use programme::{Answer, CallError, Ctx, FixedProgrammes, Programme, Programmes};
 pub use records::*;
-pub use redemptions::QuoteAnswer;
+pub use redemptions::{Consumed, QuoteAnswer};
 pub use sweep::SweepReport;
 
 use error::invalid;
@@ -475,7 +476,7 @@ impl Engine {
 
 /// `config` against the programme's config schema; the error names the first field
 /// at fault.
-fn check_config(schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), EngineError> {
+pub fn check_config(schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), EngineError> {
     let validator = jsonschema::validator_for(schema).map_err(|e| {
         invalid(
             "/config",

@@ -32,7 +32,7 @@ pub struct MerchantSettings {
 }
 
 /// `points` points are worth `worth` (e.g. 100 points = 1.00 USD).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PointValue {
     /// A number of points.
@@ -52,7 +52,7 @@ impl PointValue {
 }
 
 /// The period a budget covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BudgetPeriod {
     /// A calendar month (UTC).
@@ -76,7 +76,7 @@ impl BudgetPeriod {
 }
 
 /// What happens to credits beyond the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OnExceed {
     /// Refuse them, with the reason in the event's result.
@@ -86,7 +86,7 @@ pub enum OnExceed {
 }
 
 /// A points budget: the value of points issued per period.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// The period.
@@ -98,7 +98,7 @@ pub struct Budget {
 }
 
 /// Points issued in one budget period ([`crate::storage::Space::Budget`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BudgetUsage {
     /// The period key.
     pub period: String,
@@ -113,7 +113,7 @@ pub struct BudgetUsage {
 }
 
 /// Whether a member takes part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberStatus {
     /// Earning and redeeming.
@@ -234,7 +234,7 @@ pub struct EventRecord {
 }
 
 /// A credit as applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Credited {
     /// Points.
     pub points: i64,
@@ -249,7 +249,7 @@ pub struct Credited {
 }
 
 /// A credit the budget refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Refused {
     /// Points.
     pub points: i64,
@@ -260,7 +260,7 @@ pub struct Refused {
 }
 
 /// A member's tier after an operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TierResult {
     /// Tier id.
     pub tier: String,
@@ -273,7 +273,7 @@ pub struct TierResult {
 }
 
 /// What posting an event did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventResult {
     /// The event id.
     pub event: String,
@@ -302,7 +302,7 @@ pub struct EventResult {
 }
 
 /// A tier change ([`crate::storage::Space::TierHistory`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TierChange {
     /// From ("" at enrolment).
     pub from: String,
@@ -317,7 +317,7 @@ pub struct TierChange {
 }
 
 /// Where a redemption stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RedemptionStatus {
     /// Priced, not committed.

@@ -22,7 +22,7 @@ pub enum QuoteAnswer {
 }
 
 /// A perk consumed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Consumed {
     /// The consumption id.
     pub id: String,

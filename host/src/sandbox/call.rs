@@ -78,6 +78,11 @@ impl Sandbox {
 
 impl CompiledPlugin {
     fn fail(&self, hook: Hook, failure: Failure) -> HookError {
+        self.sandbox
+            .metrics()
+            .failures
+            .get_or_create(&vec![("hook", hook.name()), ("kind", failure.kind())])
+            .inc();
         tracing::warn!(
             plugin = %self.label,
             hook = %hook,
@@ -132,6 +137,16 @@ impl CompiledPlugin {
             logs: std::mem::take(&mut data.logs),
             logs_dropped: data.logs_dropped,
         };
+        self.sandbox
+            .metrics()
+            .record(hook, report.duration.as_secs_f64(), report.fuel_used);
+        tracing::debug!(
+            plugin = %self.label,
+            hook = %hook,
+            fuel_used = report.fuel_used,
+            duration_us = report.duration.as_micros() as u64,
+            "hook call"
+        );
         match result {
             Ok(value) => Ok((value, report)),
             Err(e) => Err(self.fail(hook, classify(&e, data, limits))),

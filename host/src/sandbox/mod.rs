@@ -15,6 +15,7 @@ mod call;
 pub mod convert;
 mod error;
 mod load;
+pub mod observe;
 mod state;
 mod validate;
 
@@ -29,6 +30,7 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 pub use call::{CallReport, Called, LogLine};
 pub use error::{Failure, Hook, HookError, LoadError};
 pub use load::{CompiledPlugin, componentize, is_core_module};
+pub use observe::HookMetrics;
 use state::CallState;
 pub use validate::valid_id;
 
@@ -106,6 +108,7 @@ struct Inner {
     linker: Linker<CallState>,
     limits: Limits,
     ticker_stop: Arc<AtomicBool>,
+    metrics: HookMetrics,
 }
 
 impl Drop for Inner {
@@ -153,6 +156,7 @@ impl Sandbox {
                 linker,
                 limits,
                 ticker_stop,
+                metrics: HookMetrics::default(),
             }),
         })
     }
@@ -160,6 +164,11 @@ impl Sandbox {
     /// The limits every call runs under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The hook-call metrics.
+    pub fn metrics(&self) -> &HookMetrics {
+        &self.inner.metrics
     }
 
     /// The wasmtime engine.

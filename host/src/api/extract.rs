@@ -1,0 +1,140 @@
+//! Extractors whose rejections are the API's own problems: JSON bodies (content type,
+//! size limit, syntax, schema, then the Rust type), query strings, and raw wasm
+//! uploads. A malformed request never reaches a handler.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::Api;
+use super::problem::{ApiError, FieldError};
+use super::schemas::RequestBody;
+
+/// A JSON request body of type `T`, checked against `T`'s schema.
+pub struct Json<T>(pub T);
+
+/// Read at most `limit` bytes of the body.
+async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => Ok(b),
+        Err(e) => {
+            let too_large =
+                std::iter::successors(Some(&e as &(dyn std::error::Error + 'static)), |e| {
+                    e.source()
+                })
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            Err(if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body-too-large",
+                    "The body is too large",
+                    format!("the body is over the limit of {limit} bytes"),
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable-body",
+                    "The body could not be read",
+                    e.to_string(),
+                )
+            })
+        }
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+fn unsupported(expected: &str, found: Option<String>) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported content type",
+        match found {
+            Some(f) => format!("the body must be {expected}, not {f}"),
+            None => format!("the body must be {expected}; set Content-Type"),
+        },
+    )
+}
+
+/// Parse and check a JSON body for `T`.
+pub fn parse_json<T: RequestBody>(api: &Api, bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The body is not valid JSON",
+            format!("line {} column {}: {e}", e.line(), e.column()),
+        )
+    })?;
+    let errors = api.schemas().check::<T>(&value);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::validation(vec![FieldError {
+            pointer: String::new(),
+            message: e.to_string(),
+        }])
+    })
+}
+
+impl<T: RequestBody> FromRequest<Api> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &Api) -> Result<Self, ApiError> {
+        match content_type(req.headers()) {
+            Some(t) if t == "application/json" || t.ends_with("+json") => {}
+            other => return Err(unsupported("application/json", other)),
+        }
+        let bytes = read_body(req, api.limits().json_body).await?;
+        parse_json::<T>(api, &bytes).map(Json)
+    }
+}
+
+/// A wasm upload: the raw bytes of a component or core module.
+pub struct Wasm(pub Bytes);
+
+impl FromRequest<Api> for Wasm {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &Api) -> Result<Self, ApiError> {
+        match content_type(req.headers()) {
+            Some(t) if t == "application/wasm" || t == "application/octet-stream" => {}
+            other => return Err(unsupported("application/wasm", other)),
+        }
+        // One byte over the registry's own limit, so the registry says how large the
+        // plugin is against its limit rather than the transport cutting it off.
+        let bytes = read_body(req, api.limits().upload_body).await?;
+        Ok(Wasm(bytes))
+    }
+}
+
+/// A query string of type `T`; unknown or malformed parameters are refused.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Query(q.0))
+            .map_err(|e| {
+                use std::error::Error;
+                let detail = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
+                ApiError::invalid("query", detail)
+            })
+    }
+}
