@@ -1,5 +1,6 @@
 //! Black-box tests: the real `loyalty` binary and real compiled plugins, driven from
 //! outside as a plugin author or a partner app would.
 
+mod api;
 mod crash;
 mod runner;

@@ -1,5 +1,8 @@
 //! Shared helpers for the black-box tests: where the real `loyalty` binary and the
-//! compiled plugins are, and how to run the binary and read its JSON.
+//! compiled plugins are, how to run the binary and read its JSON, and ([`http`]) the
+//! real server on a loopback port with a client to drive it.
+
+pub mod http;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,12 +37,16 @@ pub fn binary() -> PathBuf {
     bin
 }
 
-/// A compiled plugin (`LOYALTY_PLUGIN_DIR` overrides `target/plugins`).
-pub fn plugin(name: &str) -> PathBuf {
-    let dir = std::env::var_os("LOYALTY_PLUGIN_DIR")
+/// Where the compiled plugins are (`LOYALTY_PLUGIN_DIR` overrides `target/plugins`).
+pub fn plugin_dir() -> PathBuf {
+    std::env::var_os("LOYALTY_PLUGIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/plugins"));
-    let path = dir.join(format!("{name}.wasm"));
+        .unwrap_or_else(|| root().join("target/plugins"))
+}
+
+/// A compiled plugin.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = plugin_dir().join(format!("{name}.wasm"));
     assert!(
         path.exists(),
         "{} is missing: build the plugins first with `plugins/build`",

@@ -4,9 +4,9 @@
 //! redemptions; merchant keys may do all of it.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
-use super::auth::Caller;
+use super::auth::{MerchantKey, PartnerScope};
 use super::extract::{Json, Query};
 use super::types::{Consumption, OfferList, OffersQuery, Redemption};
 use super::{Answer, Api, ApiError, created, now, ok};
@@ -15,8 +15,12 @@ use crate::engine::QuoteAnswer;
 
 /// A partner key's own partner in a field that names one: filled in when left out,
 /// refused when it names another.
-fn own_partner(caller: &Caller, field: &mut Option<String>, pointer: &str) -> Result<(), ApiError> {
-    if let Some(partner) = caller.partner_scope()? {
+fn own_partner(
+    scope: &Option<String>,
+    field: &mut Option<String>,
+    pointer: &str,
+) -> Result<(), ApiError> {
+    if let Some(partner) = scope {
         match field {
             None => *field = Some(partner.to_string()),
             Some(p) if p == partner => {}
@@ -35,17 +39,17 @@ fn own_partner(caller: &Caller, field: &mut Option<String>, pointer: &str) -> Re
 /// idempotent by the event's id.
 pub async fn events_post(
     State(api): State<Api>,
-    headers: HeaderMap,
+    PartnerScope(partner): PartnerScope,
     Path((merchant, member)): Path<(String, String)>,
     Json(mut event): Json<Event>,
 ) -> Answer {
-    let caller = api.keys().caller(&headers, Some(&merchant))?;
-    own_partner(&caller, &mut event.partner, "/partner")?;
+    own_partner(&partner, &mut event.partner, "/partner")?;
     let m = merchant.clone();
     let result = api
         .engine()
         .submit(&merchant, move |e| e.post_event(&m, &member, &event))
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).rebase("/event"))?;
     Ok(ok(&result))
 }
 
@@ -53,12 +57,9 @@ pub async fn events_post(
 /// (reconciliation).
 pub async fn event_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, event)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let id = event.clone();
     let record = api
@@ -73,12 +74,11 @@ pub async fn event_get(
 /// offers for the member, as the programme computes them now.
 pub async fn offers_list(
     State(api): State<Api>,
-    headers: HeaderMap,
+    PartnerScope(partner): PartnerScope,
     Path((merchant, member)): Path<(String, String)>,
     Query(mut q): Query<OffersQuery>,
 ) -> Answer {
-    let caller = api.keys().caller(&headers, Some(&merchant))?;
-    own_partner(&caller, &mut q.partner, "partner")?;
+    own_partner(&partner, &mut q.partner, "partner")?;
     let partner = q
         .partner
         .ok_or_else(|| ApiError::invalid("partner", "name the partner whose offers to list"))?;
@@ -96,18 +96,18 @@ pub async fn offers_list(
 /// programme's code and reason.
 pub async fn redemptions_quote(
     State(api): State<Api>,
-    headers: HeaderMap,
+    PartnerScope(partner): PartnerScope,
     Path((merchant, member)): Path<(String, String)>,
     Json(mut req): Json<RedemptionRequest>,
 ) -> Answer {
-    let caller = api.keys().caller(&headers, Some(&merchant))?;
-    own_partner(&caller, &mut req.partner, "/partner")?;
+    own_partner(&partner, &mut req.partner, "/partner")?;
     let m = merchant.clone();
     let ttl = api.limits().quote_ttl;
     let answer = api
         .engine()
         .submit(&merchant, move |e| e.quote(&m, &member, &req, now(), ttl))
-        .await?;
+        .await
+        .map_err(|e| ApiError::from(e).rebase("/request"))?;
     match answer {
         QuoteAnswer::Quoted(record) => Ok(created(&Redemption::from(*record))),
         QuoteAnswer::Rejected(r) => Err(ApiError::new(
@@ -121,8 +121,13 @@ pub async fn redemptions_quote(
 }
 
 /// The redemption, if the caller may act on it: a partner key only on its own.
-async fn visible(api: &Api, caller: &Caller, merchant: &str, id: &str) -> Result<(), ApiError> {
-    if let Some(partner) = caller.partner_scope()? {
+async fn visible(
+    api: &Api,
+    scope: &Option<String>,
+    merchant: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    if let Some(partner) = scope {
         let (m, i) = (merchant.to_string(), id.to_string());
         let r = api
             .engine()
@@ -142,12 +147,9 @@ async fn visible(api: &Api, caller: &Caller, merchant: &str, id: &str) -> Result
 /// `GET /v1/merchants/{merchant}/redemptions/{redemption}` (merchant key).
 pub async fn redemption_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, id)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let r = api
         .engine()
@@ -160,11 +162,10 @@ pub async fn redemption_get(
 /// points; idempotent.
 pub async fn redemption_commit(
     State(api): State<Api>,
-    headers: HeaderMap,
+    PartnerScope(partner): PartnerScope,
     Path((merchant, id)): Path<(String, String)>,
 ) -> Answer {
-    let caller = api.keys().caller(&headers, Some(&merchant))?;
-    visible(&api, &caller, &merchant, &id).await?;
+    visible(&api, &partner, &merchant, &id).await?;
     let m = merchant.clone();
     let r = api
         .engine()
@@ -177,12 +178,9 @@ pub async fn redemption_commit(
 /// return a committed redemption's points, or drop a quote; idempotent.
 pub async fn redemption_cancel(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, id)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let r = api
         .engine()
@@ -195,13 +193,10 @@ pub async fn redemption_cancel(
 /// a perk's uses; idempotent by the consumption's id.
 pub async fn perk_consume(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member, perk)): Path<(String, String, String)>,
     Json(req): Json<Consumption>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let consumed = api
         .engine()

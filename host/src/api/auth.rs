@@ -12,11 +12,14 @@
 
 use std::sync::Arc;
 
+use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::Api;
 use super::problem::ApiError;
 use super::types::{IssuedKey, KeyKind, KeyView, Partner};
 use crate::domain::Timestamp;
@@ -89,6 +92,73 @@ impl Caller {
                 "a key of partner {partner} cannot do this; use a merchant key"
             ))),
         }
+    }
+}
+
+/// The merchant a path names (`/v1/merchants/{merchant}/...`).
+fn path_merchant(parts: &Parts) -> Option<&str> {
+    let mut segments = parts.uri.path().trim_start_matches('/').split('/');
+    match (segments.next(), segments.next(), segments.next()) {
+        (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => Some(m),
+        _ => None,
+    }
+}
+
+/// Who is calling, authenticated before the body is read (extractors of request
+/// parts run before the body's), so an unauthenticated caller learns nothing from
+/// how its body would have been judged.
+fn authenticate(parts: &Parts, api: &Api) -> Result<Caller, ApiError> {
+    api.keys().caller(&parts.headers, path_merchant(parts))
+}
+
+/// Extractor: the operator key.
+pub struct OperatorKey;
+
+impl FromRequestParts<Api> for OperatorKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        match authenticate(parts, api)? {
+            Caller::Operator => Ok(OperatorKey),
+            _ => Err(ApiError::forbidden("only the operator key may do this")),
+        }
+    }
+}
+
+/// Extractor: the operator key or the path merchant's key.
+pub struct StaffKey;
+
+impl FromRequestParts<Api> for StaffKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        authenticate(parts, api)?.operator_or_merchant()?;
+        Ok(StaffKey)
+    }
+}
+
+/// Extractor: the path merchant's own key.
+pub struct MerchantKey;
+
+impl FromRequestParts<Api> for MerchantKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        authenticate(parts, api)?.merchant_only()?;
+        Ok(MerchantKey)
+    }
+}
+
+/// Extractor: the path merchant's key (`None`) or one of its partner keys (the
+/// partner the key is limited to).
+pub struct PartnerScope(pub Option<String>);
+
+impl FromRequestParts<Api> for PartnerScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Self, ApiError> {
+        let caller = authenticate(parts, api)?;
+        Ok(PartnerScope(caller.partner_scope()?.map(str::to_string)))
     }
 }
 

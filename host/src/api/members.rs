@@ -3,8 +3,8 @@
 //! by card code. Merchant keys only.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 
+use super::auth::MerchantKey;
 use super::extract::{Json, Query};
 use super::types::{LedgerQuery, TierHistory};
 use super::{Answer, Api, created, now, ok};
@@ -14,13 +14,10 @@ use crate::engine::{Adjustment, EnrolRequest, ProfileUpdate};
 /// referral code, the referrer's `referral` event runs in the same transaction).
 pub async fn members_enrol(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Json(req): Json<EnrolRequest>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let view = api
         .engine()
@@ -32,12 +29,9 @@ pub async fn members_enrol(
 /// `GET /v1/merchants/{merchant}/members/{member}`.
 pub async fn member_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let view = api
         .engine()
@@ -50,12 +44,9 @@ pub async fn member_get(
 /// (any case, dashes optional).
 pub async fn card_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, code)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let view = api
         .engine()
@@ -68,13 +59,10 @@ pub async fn card_get(
 /// fields left out stay, `null` removes.
 pub async fn member_update(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
     Json(req): Json<ProfileUpdate>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let view = api
         .engine()
@@ -89,12 +77,9 @@ pub async fn member_update(
 /// ledger and its totals stay.
 pub async fn member_erase(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let view = api
         .engine()
@@ -103,10 +88,7 @@ pub async fn member_erase(
     Ok(ok(&view))
 }
 
-async fn opt(api: Api, headers: HeaderMap, merchant: String, member: String, out: bool) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
+async fn opt(api: Api, merchant: String, member: String, out: bool) -> Answer {
     let m = merchant.clone();
     let view = api
         .engine()
@@ -118,32 +100,29 @@ async fn opt(api: Api, headers: HeaderMap, merchant: String, member: String, out
 /// `POST /v1/merchants/{merchant}/members/{member}/opt-out`: stop taking part.
 pub async fn member_opt_out(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
 ) -> Answer {
-    opt(api, headers, merchant, member, true).await
+    opt(api, merchant, member, true).await
 }
 
 /// `POST /v1/merchants/{merchant}/members/{member}/opt-in`: take part again.
 pub async fn member_opt_in(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
 ) -> Answer {
-    opt(api, headers, merchant, member, false).await
+    opt(api, merchant, member, false).await
 }
 
 /// `GET /v1/merchants/{merchant}/members/{member}/ledger?before=&limit=`: newest
 /// first; pass `next_before` for the next page.
 pub async fn member_ledger(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
     Query(q): Query<LedgerQuery>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let page = api
         .engine()
@@ -157,12 +136,9 @@ pub async fn member_ledger(
 /// `GET /v1/merchants/{merchant}/members/{member}/tiers`: tier changes.
 pub async fn member_tiers(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let changes = api
         .engine()
@@ -175,13 +151,10 @@ pub async fn member_tiers(
 /// debit with a reason and its author; idempotent by its id.
 pub async fn member_adjust(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, member)): Path<(String, String)>,
     Json(req): Json<Adjustment>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let balance = api
         .engine()

@@ -2,9 +2,8 @@
 //! keys and their partners.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 
-use super::auth::Caller;
+use super::auth::{MerchantKey, OperatorKey, StaffKey};
 use super::extract::Json;
 use super::types::{
     BudgetSettings, BudgetView, ConfigUpdate, ConfigView, CreateMerchant, KeyKind, KeyList,
@@ -21,14 +20,9 @@ fn view(api: &Api, s: &MerchantSettings) -> Merchant {
 /// `POST /v1/merchants` (operator): create a merchant and its first merchant key.
 pub async fn merchants_create(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: OperatorKey,
     Json(req): Json<CreateMerchant>,
 ) -> Answer {
-    if api.keys().caller(&headers, None)? != Caller::Operator {
-        return Err(ApiError::forbidden(
-            "only the operator key creates merchants",
-        ));
-    }
     let at = now();
     let settings = MerchantSettings {
         id: req.id.clone(),
@@ -61,10 +55,7 @@ pub async fn merchants_create(
 }
 
 /// `GET /v1/merchants` (operator): every merchant.
-pub async fn merchants_list(State(api): State<Api>, headers: HeaderMap) -> Answer {
-    if api.keys().caller(&headers, None)? != Caller::Operator {
-        return Err(ApiError::forbidden("only the operator key lists merchants"));
-    }
+pub async fn merchants_list(State(api): State<Api>, _: OperatorKey) -> Answer {
     let engine = api.engine().clone();
     let merchants = tokio::task::spawn_blocking(move || {
         engine
@@ -83,12 +74,9 @@ pub async fn merchants_list(State(api): State<Api>, headers: HeaderMap) -> Answe
 /// `GET /v1/merchants/{merchant}` (operator or merchant).
 pub async fn merchant_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: StaffKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .operator_or_merchant()?;
     let s = api.engine().merchant(&merchant)?;
     Ok(ok(&view(&api, &s)))
 }
@@ -96,13 +84,10 @@ pub async fn merchant_get(
 /// `PATCH /v1/merchants/{merchant}`: rename.
 pub async fn merchant_update(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Json(req): Json<MerchantUpdate>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let s = api
         .engine()
@@ -131,12 +116,9 @@ fn config_view(api: &Api, s: &MerchantSettings) -> ConfigView {
 /// `GET /v1/merchants/{merchant}/config`.
 pub async fn config_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let s = api.engine().merchant(&merchant)?;
     Ok(ok(&config_view(&api, &s)))
 }
@@ -145,13 +127,10 @@ pub async fn config_get(
 /// config schema.
 pub async fn config_put(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Json(req): Json<ConfigUpdate>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let s = api
         .engine()
@@ -173,12 +152,9 @@ fn budget_view(api: &Api, s: &MerchantSettings) -> Result<BudgetView, ApiError> 
 /// `GET /v1/merchants/{merchant}/budget`: settings and use this period.
 pub async fn budget_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let s = api.engine().merchant(&merchant)?;
     Ok(ok(&budget_view(&api, &s)?))
 }
@@ -186,13 +162,10 @@ pub async fn budget_get(
 /// `PUT /v1/merchants/{merchant}/budget`: what points are worth and the budget.
 pub async fn budget_put(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Json(req): Json<BudgetSettings>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let m = merchant.clone();
     let s = api
         .engine()
@@ -210,13 +183,10 @@ pub async fn budget_put(
 /// token is in this answer only.
 pub async fn keys_create(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: StaffKey,
     Path(merchant): Path<String>,
     Json(req): Json<KeyRequest>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .operator_or_merchant()?;
     api.engine().merchant(&merchant)?;
     let partner = match (req.kind, req.partner) {
         (KeyKind::Merchant, None) => None,
@@ -247,12 +217,9 @@ pub async fn keys_create(
 /// `GET /v1/merchants/{merchant}/keys` (operator or merchant).
 pub async fn keys_list(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: StaffKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .operator_or_merchant()?;
     api.engine().merchant(&merchant)?;
     Ok(ok(&KeyList {
         keys: api.keys().list(&merchant)?,
@@ -262,12 +229,9 @@ pub async fn keys_list(
 /// `DELETE /v1/merchants/{merchant}/keys/{key}` (operator or merchant): revoke.
 pub async fn key_revoke(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: StaffKey,
     Path((merchant, key)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .operator_or_merchant()?;
     let view = api
         .keys()
         .revoke(api.engine(), &merchant, &key, now())
@@ -278,13 +242,10 @@ pub async fn key_revoke(
 /// `POST /v1/merchants/{merchant}/partners`: register a partner.
 pub async fn partners_create(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Json(req): Json<PartnerRequest>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     api.engine().merchant(&merchant)?;
     let partner = Partner {
         id: req.id,
@@ -301,12 +262,9 @@ pub async fn partners_create(
 /// `GET /v1/merchants/{merchant}/partners`.
 pub async fn partners_list(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     api.engine().merchant(&merchant)?;
     Ok(ok(&PartnerList {
         partners: api.keys().partners(&merchant)?,
@@ -316,11 +274,8 @@ pub async fn partners_list(
 /// `GET /v1/merchants/{merchant}/partners/{partner}`.
 pub async fn partner_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, partner)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     Ok(ok(&api.keys().partner(&merchant, &partner)?))
 }

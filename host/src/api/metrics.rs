@@ -2,12 +2,10 @@
 //! method and status; hook duration and fuel by hook; plugin failures by hook and
 //! kind; the webhook outbox backlog; storage flushes and their latency.
 
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -25,7 +23,6 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
-    backlog: Gauge<i64, AtomicI64>,
 }
 
 impl Metrics {
@@ -58,12 +55,6 @@ impl Metrics {
             "Failed plugin hook calls by hook and kind",
             hooks.failures.clone(),
         );
-        let backlog = Gauge::<i64, AtomicI64>::default();
-        registry.register(
-            "webhook_outbox_backlog",
-            "Webhook deliveries not yet delivered or given up",
-            backlog.clone(),
-        );
         registry.register(
             "storage_flush_duration_seconds",
             "Storage flush (group commit) latency",
@@ -72,7 +63,6 @@ impl Metrics {
         Metrics {
             registry,
             requests,
-            backlog,
         }
     }
 

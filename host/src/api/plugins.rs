@@ -1,8 +1,8 @@
 //! A merchant's programme plugins: upload (raw wasm), list, activate, roll back.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 
+use super::auth::MerchantKey;
 use super::extract::Wasm;
 use super::types::PluginList;
 use super::{Answer, Api, ApiError, created, now, ok};
@@ -25,13 +25,10 @@ async fn blocking<T: Send + 'static>(
 /// not activate it.
 pub async fn plugins_upload(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
     Wasm(bytes): Wasm,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     api.engine().merchant(&merchant)?;
     let registry = api.registry().clone();
     let m = merchant.clone();
@@ -48,12 +45,9 @@ pub async fn plugins_upload(
 /// `GET /v1/merchants/{merchant}/plugins`: versions, the active one, activations.
 pub async fn plugins_list(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let registry = api.registry().clone();
     let list = blocking(move || {
         Ok(PluginList {
@@ -69,12 +63,9 @@ pub async fn plugins_list(
 /// `GET /v1/merchants/{merchant}/plugins/{version}`.
 pub async fn plugin_get(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, version)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let info = known_version(&api, &merchant, &version).await?;
     Ok(ok(&info))
 }
@@ -108,12 +99,9 @@ fn config_fits(api: &Api, merchant: &str, info: &VersionInfo) -> Result<(), ApiE
 /// the merchant's config does not satisfy the version's config schema.
 pub async fn plugin_activate(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path((merchant, version)): Path<(String, String)>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let info = known_version(&api, &merchant, &version).await?;
     config_fits(&api, &merchant, &info)?;
     let registry = api.registry().clone();
@@ -125,12 +113,9 @@ pub async fn plugin_activate(
 /// active before the current one.
 pub async fn plugins_rollback(
     State(api): State<Api>,
-    headers: HeaderMap,
+    _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    api.keys()
-        .caller(&headers, Some(&merchant))?
-        .merchant_only()?;
     let registry = api.registry().clone();
     let m = merchant.clone();
     let info = blocking(move || Ok(registry.rollback(&m, now())?)).await?;

@@ -56,9 +56,15 @@ pub struct Problem {
     pub code: Option<String>,
 }
 
-/// An error answered as problem+json.
+/// An error answered as problem+json. Boxed: handlers return it often and it should
+/// cost one pointer on the happy path.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    inner: Box<Detail>,
+}
+
+#[derive(Debug, Clone)]
+struct Detail {
     status: StatusCode,
     slug: &'static str,
     title: &'static str,
@@ -81,16 +87,18 @@ impl ApiError {
         detail: impl Into<String>,
     ) -> ApiError {
         ApiError {
-            status,
-            slug,
-            title,
-            detail: detail.into(),
-            errors: Vec::new(),
-            hook: None,
-            plugin_version: None,
-            code: None,
-            retry_after: None,
-            hidden: None,
+            inner: Box::new(Detail {
+                status,
+                slug,
+                title,
+                detail: detail.into(),
+                errors: Vec::new(),
+                hook: None,
+                plugin_version: None,
+                code: None,
+                retry_after: None,
+                hidden: None,
+            }),
         }
     }
 
@@ -106,7 +114,7 @@ impl ApiError {
             "The request is invalid",
             detail,
         );
-        e.errors = errors;
+        e.inner.errors = errors;
         e
     }
 
@@ -151,42 +159,60 @@ impl ApiError {
             "Internal error",
             "the server failed; the failure is logged. Nothing was changed unless a retry with the same idempotency key says otherwise",
         );
-        e.hidden = Some(cause.into());
+        e.inner.hidden = Some(cause.into());
         e
     }
 
     /// With a `code`.
     pub fn with_code(mut self, code: impl Into<String>) -> ApiError {
-        self.code = Some(code.into());
+        self.inner.code = Some(code.into());
+        self
+    }
+
+    /// Pointers under `prefix` made relative to it: the engine names fields as in
+    /// its own inputs (`/event/score`), while the HTTP body is the event itself.
+    pub fn rebase(mut self, prefix: &str) -> ApiError {
+        let mut changed = false;
+        for e in &mut self.inner.errors {
+            if let Some(rest) = e.pointer.strip_prefix(prefix)
+                && (rest.is_empty() || rest.starts_with('/'))
+            {
+                e.pointer = rest.to_string();
+                changed = true;
+            }
+        }
+        if changed && let [one] = self.inner.errors.as_slice() {
+            self.inner.detail = format!("{}: {}", pointer_label(&one.pointer), one.message);
+        }
         self
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.inner.status
     }
 
     /// The problem's slug (the `type` URI's fragment).
     pub fn slug(&self) -> &'static str {
-        self.slug
+        self.inner.slug
     }
 
     /// The failing fields.
     pub fn errors(&self) -> &[FieldError] {
-        &self.errors
+        &self.inner.errors
     }
 
     /// The problem document.
     pub fn problem(&self) -> Problem {
         Problem {
-            kind: format!("{PROBLEM_BASE}#{}", self.slug),
-            title: self.title.to_string(),
-            status: self.status.as_u16(),
-            detail: self.detail.clone(),
-            errors: self.errors.clone(),
-            hook: self.hook.clone(),
-            plugin_version: self.plugin_version.clone(),
-            code: self.code.clone(),
+            kind: format!("{PROBLEM_BASE}#{}", self.inner.slug),
+            title: self.inner.title.to_string(),
+            status: self.inner.status.as_u16(),
+            detail: self.inner.detail.clone(),
+            errors: self.inner.errors.clone(),
+            hook: self.inner.hook.clone(),
+            plugin_version: self.inner.plugin_version.clone(),
+            code: self.inner.code.clone(),
         }
     }
 }
@@ -197,33 +223,33 @@ fn pointer_label(pointer: &str) -> &str {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.slug, self.detail)
+        write!(f, "{} {}: {}", self.inner.status.as_u16(), self.inner.slug, self.inner.detail)
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.hidden {
+        if let Some(cause) = &self.inner.hidden {
             tracing::error!(%cause, "internal error");
         }
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
+        let mut response = (self.inner.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.inner.status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"loyalty\""),
             );
         }
-        if let Some(s) = self.retry_after {
+        if let Some(s) = self.inner.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         // Handlers and middleware read the kind back for metrics and logs.
-        response.extensions_mut().insert(ProblemKind(self.slug));
+        response.extensions_mut().insert(ProblemKind(self.inner.slug));
         response
     }
 }
@@ -295,8 +321,8 @@ impl From<EngineError> for ApiError {
                     "The programme refused the request",
                     detail,
                 );
-                e.hook = Some(hook.name().to_string());
-                e.code = Some(error.code);
+                e.inner.hook = Some(hook.name().to_string());
+                e.inner.code = Some(error.code);
                 e
             }
             EngineError::Plugin(h) => {
@@ -308,9 +334,9 @@ impl From<EngineError> for ApiError {
                     "The programme failed",
                     detail,
                 );
-                e.hook = Some(h.hook.name().to_string());
-                e.plugin_version = Some(h.plugin.clone());
-                e.code = Some(h.failure.kind().to_string());
+                e.inner.hook = Some(h.hook.name().to_string());
+                e.inner.plugin_version = Some(h.plugin.clone());
+                e.inner.code = Some(h.failure.kind().to_string());
                 e
             }
             EngineError::Busy(PoolError::Busy { .. }) => {
@@ -320,7 +346,7 @@ impl From<EngineError> for ApiError {
                     "The merchant's programme is at capacity",
                     detail,
                 );
-                e.retry_after = Some(1);
+                e.inner.retry_after = Some(1);
                 e
             }
             EngineError::Busy(p) => ApiError::internal(p.to_string()),
