@@ -671,7 +671,10 @@ pub fn generate() -> Value {
             Body::Wasm => {
                 operation["requestBody"] = json!({
                     "required": true,
-                    "content": {"application/wasm": {"schema": {"type": "string", "format": "binary"}}}
+                    "content": {
+                        "application/wasm": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                    }
                 });
             }
         }
