@@ -184,7 +184,9 @@ fn one() -> u32 {
 }
 
 /// Where an event happened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// In a store.
@@ -482,7 +484,9 @@ pub struct ProgramInfo {
 }
 
 /// A failure the plugin reported itself (bad config, unexpected input).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema,
+)]
 #[error("{code}: {message}")]
 pub struct PluginError {
     /// Stable code.

@@ -144,7 +144,9 @@ pub struct Account {
 }
 
 /// Balances at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 pub struct Balance {
     /// Points spendable now.
     pub available: i64,

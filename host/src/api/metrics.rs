@@ -60,10 +60,7 @@ impl Metrics {
             "Storage flush (group commit) latency",
             app.engine.flush_latency(),
         );
-        Metrics {
-            registry,
-            requests,
-        }
+        Metrics { registry, requests }
     }
 
     /// Record one answered request.

@@ -223,7 +223,13 @@ fn pointer_label(pointer: &str) -> &str {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.inner.status.as_u16(), self.inner.slug, self.inner.detail)
+        write!(
+            f,
+            "{} {}: {}",
+            self.inner.status.as_u16(),
+            self.inner.slug,
+            self.inner.detail
+        )
     }
 }
 
@@ -249,7 +255,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(s));
         }
         // Handlers and middleware read the kind back for metrics and logs.
-        response.extensions_mut().insert(ProblemKind(self.inner.slug));
+        response
+            .extensions_mut()
+            .insert(ProblemKind(self.inner.slug));
         response
     }
 }

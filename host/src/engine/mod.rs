@@ -24,8 +24,8 @@ mod commit;
 mod error;
 mod events;
 mod members;
-mod outside;
 pub mod native;
+mod outside;
 mod programme;
 mod records;
 mod redemptions;
@@ -476,7 +476,10 @@ impl Engine {
 
 /// `config` against the programme's config schema; the error names the first field
 /// at fault.
-pub fn check_config(schema: &serde_json::Value, config: &serde_json::Value) -> Result<(), EngineError> {
+pub fn check_config(
+    schema: &serde_json::Value,
+    config: &serde_json::Value,
+) -> Result<(), EngineError> {
     let validator = jsonschema::validator_for(schema).map_err(|e| {
         invalid(
             "/config",
