@@ -343,8 +343,9 @@ impl Engine {
         })
     }
 
-    /// Run `perks`: grants not held yet become entitlements (one per id and grant,
-    /// never granted twice); expired ones are dropped. Returns the new perk ids.
+    /// Run `perks`: the member's entitlements become what the hook returns (one per
+    /// id and grant; a grant still returned keeps what was consumed, one no longer
+    /// returned is withdrawn, expired ones are dropped). Returns the new perk ids.
     pub(super) fn refresh_perks(
         &self,
         programme: &dyn Programme,
@@ -358,23 +359,47 @@ impl Engine {
                 hook: Hook::Perks,
                 error,
             })?;
+        // The hook answers the entitlements the member holds now: a grant it still
+        // returns keeps its consumption (and takes the programme's current name,
+        // quantity and validity), a new one is granted, and one it no longer returns
+        // (the member dropped the tier it came with) is withdrawn.
+        let mut held = Vec::with_capacity(perks.len());
         let mut new = Vec::new();
         for p in perks {
-            if rec.perks.iter().any(|e| e.id == p.id && e.grant == p.grant) {
+            if held
+                .iter()
+                .any(|e: &Entitlement| e.id == p.id && e.grant == p.grant)
+            {
                 continue;
             }
-            new.push(p.id.clone());
-            rec.perks.push(Entitlement {
-                id: p.id,
-                name: p.name,
-                grant: p.grant,
-                quantity: p.quantity,
-                used: 0,
-                valid_until: p.valid_until,
-                granted_at: at,
-            });
+            match rec
+                .perks
+                .iter()
+                .position(|e| e.id == p.id && e.grant == p.grant)
+            {
+                Some(i) => {
+                    let mut e = rec.perks.swap_remove(i);
+                    e.name = p.name;
+                    e.quantity = p.quantity;
+                    e.valid_until = p.valid_until;
+                    held.push(e);
+                }
+                None => {
+                    new.push(p.id.clone());
+                    held.push(Entitlement {
+                        id: p.id,
+                        name: p.name,
+                        grant: p.grant,
+                        quantity: p.quantity,
+                        used: 0,
+                        valid_until: p.valid_until,
+                        granted_at: at,
+                    });
+                }
+            }
         }
-        rec.perks.retain(|e| e.valid_until.is_none_or(|v| v >= at));
+        held.retain(|e| e.valid_until.is_none_or(|v| v >= at));
+        rec.perks = held;
         Ok(new)
     }
 }
