@@ -12,6 +12,7 @@ use crate::pool::PluginPool;
 use crate::registry::{Registry, RegistryError, cache_dir};
 use crate::sandbox::{Limits, LoadError, Sandbox};
 use crate::storage::{SledStorage, Storage, StorageError};
+use crate::webhooks::{WebhookError, WebhookOptions, Webhooks};
 
 /// How to open a data directory.
 #[derive(Debug, Clone)]
@@ -26,6 +27,8 @@ pub struct Options {
     pub per_merchant: usize,
     /// How long an operation may wait for a place before it is refused as busy.
     pub queue_timeout: Duration,
+    /// How webhooks are delivered.
+    pub webhooks: WebhookOptions,
 }
 
 impl Default for Options {
@@ -39,6 +42,7 @@ impl Default for Options {
             threads: cores * 16,
             per_merchant: cores * 12,
             queue_timeout: Duration::from_secs(5),
+            webhooks: WebhookOptions::default(),
         }
     }
 }
@@ -56,6 +60,9 @@ pub enum OpenError {
     /// The registry failed (e.g. a stored version no longer compiles).
     #[error("{0}")]
     Registry(#[from] RegistryError),
+    /// The webhook endpoints could not be loaded.
+    #[error("{0}")]
+    Webhooks(#[from] WebhookError),
 }
 
 /// The opened data directory.
@@ -68,6 +75,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// The engine.
     pub engine: Arc<Engine>,
+    /// The webhooks (start their delivery worker with [`Webhooks::spawn`]).
+    pub webhooks: Arc<Webhooks>,
 }
 
 impl App {
@@ -85,11 +94,13 @@ impl App {
             options.queue_timeout,
         ));
         let engine = Arc::new(Engine::new(storage.clone(), registry.clone(), pool));
+        let webhooks = Arc::new(Webhooks::new(engine.clone(), options.webhooks.clone())?);
         Ok(App {
             dir: dir.to_path_buf(),
             storage,
             registry,
             engine,
+            webhooks,
         })
     }
 

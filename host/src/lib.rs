@@ -24,6 +24,8 @@
 //! - [`stats`]: a member's activity in monthly buckets, giving the contract's
 //!   calendar-year, rolling-12-month and membership-year totals. Pure logic.
 //! - [`storage`]: the one storage interface and its sled implementation.
+//! - [`webhooks`]: endpoints, the outbox the engine writes with each change, and
+//!   signed deliveries with retries.
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
@@ -40,3 +42,4 @@ pub mod sandbox;
 pub mod server;
 pub mod stats;
 pub mod storage;
+pub mod webhooks;

@@ -77,6 +77,21 @@ struct ServeArgs {
     /// Wall-clock deadline per plugin call in milliseconds.
     #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
     deadline_ms: u64,
+    /// Milliseconds before a failed webhook delivery's second attempt (doubling after).
+    #[arg(long, env = "LOYALTY_WEBHOOK_RETRY_MS", default_value_t = 30_000)]
+    webhook_retry_ms: u64,
+    /// Attempts before a webhook delivery is given up.
+    #[arg(long, env = "LOYALTY_WEBHOOK_ATTEMPTS", default_value_t = 12)]
+    webhook_attempts: u32,
+    /// Milliseconds one webhook attempt may take.
+    #[arg(long, env = "LOYALTY_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// Days before points expire that `points.expiring` is sent.
+    #[arg(long, env = "LOYALTY_WEBHOOK_EXPIRING_DAYS", default_value_t = 30)]
+    webhook_expiring_days: u64,
+    /// Days without a purchase after which `member.lapsing` is sent.
+    #[arg(long, env = "LOYALTY_WEBHOOK_LAPSE_DAYS", default_value_t = 90)]
+    webhook_lapse_days: u64,
 }
 
 #[derive(clap::Args)]
@@ -225,6 +240,11 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     options.limits.fuel = args.fuel;
     options.limits.memory_bytes = args.memory_mib << 20;
     options.limits.deadline = Duration::from_millis(args.deadline_ms);
+    options.webhooks.retry_base = Duration::from_millis(args.webhook_retry_ms.max(1));
+    options.webhooks.max_attempts = args.webhook_attempts.max(1);
+    options.webhooks.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
+    options.webhooks.expiring_within = Duration::from_secs(args.webhook_expiring_days * 86_400);
+    options.webhooks.lapse_after = Duration::from_secs(args.webhook_lapse_days.max(1) * 86_400);
     let app = App::open(&args.data, &options)
         .map_err(|e| format!("cannot open {}: {e}", args.data.display()))?;
     let operator = match (&args.operator_key, args.demo) {
@@ -255,6 +275,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     let sweeper = app
         .engine
         .spawn_sweeper(Duration::from_secs(args.sweep_every.max(1)));
+    let deliveries = app.webhooks.spawn();
     // One line a script can wait for and read the address from.
     println!("listening on http://{addr}");
     if let Some(keys) = &demo {
@@ -279,6 +300,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     sweeper.abort();
+    deliveries.abort();
     // Everything acknowledged was flushed already; this makes the rest durable too.
     app.storage.flush().map_err(|e| e.to_string())?;
     tracing::info!("stopped");

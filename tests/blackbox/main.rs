@@ -5,3 +5,4 @@ mod api;
 mod crash;
 mod programmes;
 mod runner;
+mod webhooks;

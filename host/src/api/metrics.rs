@@ -2,10 +2,12 @@
 //! method and status; hook duration and fuel by hook; plugin failures by hook and
 //! kind; the webhook outbox backlog; storage flushes and their latency.
 
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -22,6 +24,8 @@ fn latency_histogram() -> Histogram {
 /// The metrics registry and the handles the API records into.
 pub struct Metrics {
     registry: Registry,
+    backlog: Gauge<i64, AtomicI64>,
+    webhooks: std::sync::Arc<crate::webhooks::Webhooks>,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
 }
 
@@ -60,7 +64,18 @@ impl Metrics {
             "Storage flush (group commit) latency",
             app.engine.flush_latency(),
         );
-        Metrics { registry, requests }
+        let backlog = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "webhook_outbox_backlog",
+            "Webhook deliveries pending (not yet delivered or given up)",
+            backlog.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            backlog,
+            webhooks: app.webhooks.clone(),
+        }
     }
 
     /// Record one answered request.
@@ -76,6 +91,7 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
+        self.backlog.set(self.webhooks.backlog());
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -30,6 +30,7 @@ use crate::storage::Storage;
 mod activity;
 pub mod auth;
 pub mod extract;
+mod hooks;
 pub mod idempotency;
 mod members;
 mod merchants;
@@ -80,6 +81,7 @@ struct Inner {
     engine: Arc<Engine>,
     registry: Arc<Registry>,
     storage: Arc<dyn Storage>,
+    webhooks: Arc<crate::webhooks::Webhooks>,
     keys: auth::Keys,
     schemas: schemas::Schemas,
     limits: Limits,
@@ -97,6 +99,7 @@ impl Api {
                 engine: app.engine.clone(),
                 registry: app.registry.clone(),
                 storage: app.storage.clone(),
+                webhooks: app.webhooks.clone(),
                 keys: auth::Keys::new(app.storage.clone(), operator_key),
                 schemas: schemas::Schemas::load()?,
                 limits,
@@ -120,6 +123,11 @@ impl Api {
     /// The storage.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// The webhooks.
+    pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
+        &self.inner.webhooks
     }
 
     /// Keys and partners.
@@ -222,6 +230,12 @@ routes! {
     post "/v1/merchants/{merchant}/redemptions/{redemption}/commit" => activity::redemption_commit,
     post "/v1/merchants/{merchant}/redemptions/{redemption}/cancel" => activity::redemption_cancel,
     post "/v1/merchants/{merchant}/members/{member}/perks/{perk}/consume" => activity::perk_consume,
+
+    post "/v1/merchants/{merchant}/webhooks" => hooks::webhooks_create,
+    get "/v1/merchants/{merchant}/webhooks" => hooks::webhooks_list,
+    get "/v1/merchants/{merchant}/webhooks/{endpoint}" => hooks::webhook_get,
+    delete "/v1/merchants/{merchant}/webhooks/{endpoint}" => hooks::webhook_delete,
+    get "/v1/merchants/{merchant}/webhook-deliveries" => hooks::deliveries_list,
 }
 
 /// The whole API: every route, the problem+json fallbacks, and the middleware

@@ -105,6 +105,7 @@ const P: &str = "Plugins";
 const MB: &str = "Members";
 const A: &str = "Events and redemptions";
 const S: &str = "System";
+const W: &str = "Webhooks";
 
 fn operations() -> Vec<Op> {
     vec![
@@ -500,6 +501,56 @@ fn operations() -> Vec<Op> {
         .body("Consumption.json")
         .answers(200, "Consumed.json")
         .also(&[CONFLICT, PLUGIN]),
+        op(
+            "post",
+            "/v1/merchants/{merchant}/webhooks",
+            "webhooks_create",
+            W,
+            "Register a webhook endpoint (the signing secret is shown once)",
+            Merchant,
+        )
+        .body("EndpointRequest.json")
+        .answers(201, "CreatedEndpoint.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/webhooks",
+            "webhooks_list",
+            W,
+            "List webhook endpoints",
+            Merchant,
+        )
+        .answers(200, "EndpointList.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/webhooks/{endpoint}",
+            "webhook_get",
+            W,
+            "Read a webhook endpoint",
+            Merchant,
+        )
+        .answers(200, "EndpointView.json"),
+        op(
+            "delete",
+            "/v1/merchants/{merchant}/webhooks/{endpoint}",
+            "webhook_delete",
+            W,
+            "Delete a webhook endpoint",
+            Merchant,
+        )
+        .answers(200, "EndpointView.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/webhook-deliveries",
+            "deliveries_list",
+            W,
+            "Webhook deliveries, newest first: status, attempts, last error",
+            Merchant,
+        )
+        .answers(200, "DeliveryPage.json")
+        .query(&[
+            ("endpoint", "string", "Only this endpoint's deliveries"),
+            ("limit", "integer", "At most this many, 1-500 (default 100)"),
+        ]),
     ]
 }
 
@@ -703,7 +754,7 @@ pub fn generate() -> Value {
             }),
         );
     }
-    let tags: Vec<Value> = [M, K, P, MB, A, S]
+    let tags: Vec<Value> = [M, K, P, MB, A, W, S]
         .iter()
         .map(|t| json!({ "name": t }))
         .collect();

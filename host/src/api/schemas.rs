@@ -81,18 +81,19 @@ use crate::engine::{
 };
 use crate::ledger::Balance;
 use crate::registry::VersionInfo;
+use crate::webhooks::{CreatedEndpoint, DeliveryPage, EndpointList, EndpointRequest, EndpointView};
 
 bodies! {
     requests {
         CreateMerchant, MerchantUpdate, ConfigUpdate, BudgetSettings, KeyRequest,
         PartnerRequest, EnrolRequest, ProfileUpdate, Adjustment, Event, RedemptionRequest,
-        Consumption,
+        Consumption, EndpointRequest,
     }
     responses {
         Merchant, MerchantCreated, MerchantList, ConfigView, BudgetView, BudgetUsage,
         IssuedKey, KeyList, KeyView, Partner, PartnerList, PluginList, VersionInfo,
         MemberView, LedgerPage, TierHistory, Balance, EventResult, Redemption, Consumed,
-        OfferList, Health, Problem,
+        OfferList, Health, Problem, CreatedEndpoint, EndpointView, EndpointList, DeliveryPage,
     }
 }
 

@@ -341,3 +341,13 @@ pub struct OffersQuery {
     /// The partner (a partner key may ask only for its own).
     pub partner: Option<String>,
 }
+
+/// Query of webhook deliveries.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveriesQuery {
+    /// Only this endpoint's.
+    pub endpoint: Option<String>,
+    /// At most this many, 1-500 (default 100).
+    pub limit: Option<usize>,
+}

@@ -12,6 +12,7 @@ use crate::ledger::Earned;
 use crate::sandbox::Hook;
 use crate::stats::Activity;
 use crate::storage::{Batch, Key, Space};
+use crate::webhooks::{EventKind, announce};
 
 /// The idempotency key of an event.
 pub(super) fn event_key(merchant: &str, id: &str) -> Key {
@@ -134,10 +135,43 @@ impl Engine {
         put_budget(&mut batch, merchant, &budget);
         record.fingerprint = print;
         let value = record.result.clone();
+        self.announce_event(&mut batch, merchant, event, &value);
         batch.put(Space::Idempotency, key, encode_bin(&record));
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done { value, ticket })
+    }
+
+    /// The webhook events an event's outcome announces, in its own batch.
+    fn announce_event(&self, batch: &mut Batch, merchant: &str, event: &Event, r: &EventResult) {
+        let subs = &self.subscriptions;
+        let earned: i64 = r.credited.iter().map(|c| c.points).sum();
+        if earned > 0 {
+            announce(
+                subs,
+                batch,
+                merchant,
+                EventKind::PointsEarned,
+                event.occurred_at,
+                serde_json::json!({
+                    "member": r.member, "event": r.event, "kind": r.kind,
+                    "points": earned, "credits": r.credited, "balance": r.balance,
+                }),
+            );
+        }
+        if let Some(from) = &r.tier.changed_from {
+            announce(
+                subs,
+                batch,
+                merchant,
+                EventKind::TierChanged,
+                event.occurred_at,
+                serde_json::json!({
+                    "member": r.member, "event": r.event, "from": from,
+                    "to": r.tier.tier, "reason": r.tier.reason,
+                }),
+            );
+        }
     }
 
     /// A retry's original answer, or a conflict, or `None` for a new event.

@@ -89,6 +89,8 @@ pub struct Engine {
     // is not serialised again for every call. Cleared when a merchant changes.
     configs: RwLock<HashMap<(String, String), Arc<str>>>,
     sweeps: std::sync::atomic::AtomicU64,
+    // Which merchants want which webhook events (shared with the webhooks).
+    subscriptions: Arc<crate::webhooks::Subscriptions>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,7 +164,13 @@ impl Engine {
             budget_locks: Mutex::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
             sweeps: std::sync::atomic::AtomicU64::new(0),
+            subscriptions: Arc::default(),
         }
+    }
+
+    /// Which merchants want which webhook events.
+    pub fn subscriptions(&self) -> &Arc<crate::webhooks::Subscriptions> {
+        &self.subscriptions
     }
 
     /// The storage.

@@ -24,6 +24,12 @@ impl Engine {
         self.commit.latency()
     }
 
+    /// Return once everything applied so far is durable.
+    pub async fn settle(&self) -> Result<(), EngineError> {
+        self.commit.wait_async(self.commit.current()).await?;
+        Ok(())
+    }
+
     /// Apply `batch` atomically and return once it is durable. For records the
     /// engine does not interpret; callers key them by merchant like everything else.
     pub async fn write(self: &Arc<Self>, batch: Batch) -> Result<(), EngineError> {

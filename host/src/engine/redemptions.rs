@@ -1,5 +1,6 @@
 //! Redemptions (quote, commit, cancel), perk consumption, and partner offers.
 
+use crate::webhooks::{EventKind, announce};
 use serde::{Deserialize, Serialize};
 
 use super::error::invalid;
@@ -164,6 +165,18 @@ impl Engine {
         r.balance = Some(rec.account.balance(now));
         let mut batch = Batch::new();
         batch.put(Space::Redemptions, redemption_key(merchant, id), encode(&r));
+        announce(
+            &self.subscriptions,
+            &mut batch,
+            merchant,
+            EventKind::RedemptionCommitted,
+            now,
+            serde_json::json!({
+                "redemption": r.id, "member": r.member, "partner": r.partner,
+                "reward": r.quote.reward, "points": r.quote.points, "cash": r.quote.cash,
+                "balance": r.balance,
+            }),
+        );
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done { value: r, ticket })

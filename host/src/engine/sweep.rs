@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, MemberRecord, decode_bin};
+use super::{Engine, EngineError, MemberRecord, MemberStatus, decode_bin};
 use crate::domain::Timestamp;
 use crate::storage::Space;
+use crate::storage::{Batch, Key};
+use crate::webhooks::{EventKind, announce};
 
 /// What a sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,21 +20,94 @@ pub struct SweepReport {
     pub members: u64,
     /// Members whose points changed.
     pub settled: u64,
+    /// Webhook notices sent (points expiring soon, members lapsing).
+    #[serde(default)]
+    pub notices: u64,
+}
+
+/// A once-only webhook notice the sweep found.
+struct Notice {
+    kind: EventKind,
+    marker: Vec<u8>,
+    data: serde_json::Value,
+}
+
+/// `rec`'s notices at `now`: lots expiring within `within` seconds (once per lot
+/// and expiry), and a lapse after `lapse_after` seconds without a purchase (once per
+/// last purchase, so a new purchase re-arms it).
+fn sweep_notices(
+    rec: &MemberRecord,
+    now: Timestamp,
+    within: Option<i64>,
+    lapse_after: Option<i64>,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    if let Some(within) = within {
+        for lot in &rec.account.lots {
+            let Some(at) = lot.expires_at.filter(|&e| e > now && e <= now + within) else {
+                continue;
+            };
+            if lot.remaining <= 0 {
+                continue;
+            }
+            let mut marker = b"expiring\0".to_vec();
+            marker.extend_from_slice(rec.id.as_bytes());
+            marker.push(0);
+            marker.extend_from_slice(&lot.id.to_be_bytes());
+            marker.extend_from_slice(&at.to_be_bytes());
+            out.push(Notice {
+                kind: EventKind::PointsExpiring,
+                marker,
+                data: serde_json::json!({
+                    "member": rec.id, "lot": lot.id, "points": lot.remaining, "expires_at": at,
+                }),
+            });
+        }
+    }
+    if let (Some(after), Some(last)) = (lapse_after, rec.stats.last_purchase)
+        && now - last >= after
+    {
+        let mut marker = b"lapsing\0".to_vec();
+        marker.extend_from_slice(rec.id.as_bytes());
+        marker.push(0);
+        marker.extend_from_slice(&last.to_be_bytes());
+        out.push(Notice {
+            kind: EventKind::MemberLapsing,
+            marker,
+            data: serde_json::json!({
+                "member": rec.id, "last_purchase": last, "days_since": (now - last) / 86_400,
+            }),
+        });
+    }
+    out
 }
 
 impl Engine {
     /// Sweep `merchant`'s members at `now`.
     pub fn sweep(&self, merchant: &str, now: Timestamp) -> Result<SweepReport, EngineError> {
         let mut due = Vec::new();
+        let mut notices = Vec::new();
         let mut report = SweepReport::default();
         let mut failed = None;
+        let subs = self.subscriptions.clone();
+        let expiring = subs.wants(merchant, EventKind::PointsExpiring);
+        let lapsing = subs.wants(merchant, EventKind::MemberLapsing);
+        let (within, lapse_after) = subs.windows();
         self.storage
             .visit(Space::Members, merchant, &mut |_, bytes| {
                 report.members += 1;
                 match decode_bin::<MemberRecord>(bytes, "member") {
                     Ok(rec) => {
                         if rec.account.next_change().is_some_and(|t| t <= now) {
-                            due.push(rec.id);
+                            due.push(rec.id.clone());
+                        }
+                        if rec.status == MemberStatus::Active {
+                            notices.extend(sweep_notices(
+                                &rec,
+                                now,
+                                expiring.then_some(within),
+                                lapsing.then_some(lapse_after),
+                            ));
                         }
                         true
                     }
@@ -50,6 +125,19 @@ impl Engine {
                 report.settled += 1;
             }
         }
+        for n in notices {
+            // The marker makes each notice once-only; it is written with the outbox
+            // row, so a crash cannot send it twice or lose it.
+            let marker = Key::merchant(merchant, &[b"sent", &n.marker]);
+            if self.storage.get(Space::Webhooks, &marker)?.is_some() {
+                continue;
+            }
+            let mut batch = Batch::new();
+            batch.put(Space::Webhooks, marker, Vec::new());
+            announce(&subs, &mut batch, merchant, n.kind, now, n.data);
+            self.apply(batch)?;
+            report.notices += 1;
+        }
         Ok(report)
     }
 
@@ -60,6 +148,7 @@ impl Engine {
             let r = self.sweep(&m, now)?;
             total.members += r.members;
             total.settled += r.settled;
+            total.notices += r.notices;
         }
         Ok(total)
     }

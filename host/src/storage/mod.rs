@@ -47,11 +47,16 @@ pub enum Space {
     PluginBlobs,
     /// The active plugin version per merchant and its activation history.
     PluginActive,
+    /// Webhook endpoints, and the markers that keep sweep-time notices from
+    /// repeating.
+    Webhooks,
+    /// Webhook deliveries: one per event and endpoint, with status and attempts.
+    Deliveries,
 }
 
 impl Space {
     /// Every space.
-    pub const ALL: [Space; 14] = [
+    pub const ALL: [Space; 16] = [
         Space::Merchants,
         Space::Members,
         Space::Codes,
@@ -66,6 +71,8 @@ impl Space {
         Space::PluginVersions,
         Space::PluginBlobs,
         Space::PluginActive,
+        Space::Webhooks,
+        Space::Deliveries,
     ];
 
     /// The space's stable name.
@@ -85,6 +92,8 @@ impl Space {
             Space::PluginVersions => "plugin_versions",
             Space::PluginBlobs => "plugin_blobs",
             Space::PluginActive => "plugin_active",
+            Space::Webhooks => "webhooks",
+            Space::Deliveries => "deliveries",
         }
     }
 }
