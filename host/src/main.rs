@@ -34,6 +34,32 @@ enum Command {
     Check(CheckArgs),
 }
 
+/// The limits of every plugin call, shared by `serve` and `run`.
+#[derive(clap::Args)]
+struct SandboxArgs {
+    /// Fuel (instructions) per plugin call.
+    #[arg(long, env = "LOYALTY_FUEL", default_value_t = Limits::default().fuel)]
+    fuel: u64,
+    /// Linear-memory cap per plugin call in MiB.
+    #[arg(long, env = "LOYALTY_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
+    memory_mib: usize,
+    /// Wall-clock deadline per plugin call in milliseconds.
+    #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
+    deadline_ms: u64,
+}
+
+impl SandboxArgs {
+    /// `base` with these limits.
+    fn limits(&self, base: Limits) -> Limits {
+        Limits {
+            fuel: self.fuel,
+            memory_bytes: self.memory_mib << 20,
+            deadline: Duration::from_millis(self.deadline_ms),
+            ..base
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// Where to listen (port 0 picks a free port; the address is printed).
@@ -68,15 +94,8 @@ struct ServeArgs {
     /// Seconds between expiry sweeps.
     #[arg(long, env = "LOYALTY_SWEEP_EVERY", default_value_t = 300)]
     sweep_every: u64,
-    /// Fuel (instructions) per plugin call.
-    #[arg(long, env = "LOYALTY_FUEL", default_value_t = Limits::default().fuel)]
-    fuel: u64,
-    /// Linear-memory cap per plugin call in MiB.
-    #[arg(long, env = "LOYALTY_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
-    memory_mib: usize,
-    /// Wall-clock deadline per plugin call in milliseconds.
-    #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
-    deadline_ms: u64,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     /// Milliseconds before a failed webhook delivery's second attempt (doubling after).
     #[arg(long, env = "LOYALTY_WEBHOOK_RETRY_MS", default_value_t = 30_000)]
     webhook_retry_ms: u64,
@@ -156,15 +175,8 @@ struct RunArgs {
     /// The call's time, seconds since the Unix epoch.
     #[arg(long)]
     now: Option<i64>,
-    /// Fuel (instructions) per call.
-    #[arg(long, env = "LOYALTY_FUEL", default_value_t = Limits::default().fuel)]
-    fuel: u64,
-    /// Linear-memory cap in MiB.
-    #[arg(long, env = "LOYALTY_MEMORY_MIB", default_value_t = Limits::default().memory_bytes >> 20)]
-    memory_mib: usize,
-    /// Wall-clock deadline per call in milliseconds.
-    #[arg(long, env = "LOYALTY_DEADLINE_MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
-    deadline_ms: u64,
+    #[command(flatten)]
+    sandbox: SandboxArgs,
     /// Print compact JSON instead of pretty JSON.
     #[arg(long)]
     compact: bool,
@@ -237,9 +249,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     use loyalty_host::server;
 
     let mut options = Options::default();
-    options.limits.fuel = args.fuel;
-    options.limits.memory_bytes = args.memory_mib << 20;
-    options.limits.deadline = Duration::from_millis(args.deadline_ms);
+    options.limits = args.sandbox.limits(options.limits);
     options.webhooks.retry_base = Duration::from_millis(args.webhook_retry_ms.max(1));
     options.webhooks.max_attempts = args.webhook_attempts.max(1);
     options.webhooks.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
@@ -488,14 +498,11 @@ fn run(args: RunArgs) -> ExitCode {
             );
         }
     };
-    let limits = Limits {
-        fuel: args.fuel,
-        memory_bytes: args.memory_mib << 20,
-        deadline: Duration::from_millis(args.deadline_ms),
+    let limits = args.sandbox.limits(Limits {
         // The runner needs a handful of instances, not a server's pool.
         instances: 4,
         ..Limits::default()
-    };
+    });
     let sandbox = match Sandbox::new(limits) {
         Ok(s) => s,
         Err(e) => {

@@ -458,8 +458,18 @@ impl Engine {
     }
 
     fn apply(&self, batch: Batch) -> Result<Ticket, EngineError> {
+        let announces = batch
+            .ops
+            .iter()
+            .any(|(space, _, value)| *space == Space::Outbox && value.is_some());
         self.storage.apply(batch)?;
-        Ok(self.commit.applied())
+        let ticket = self.commit.applied();
+        if announces {
+            // Wake the webhook worker after the apply, not when the row is added to
+            // the batch, so it finds the row (it waits for the flush itself).
+            self.subscriptions.mark_dirty();
+        }
+        Ok(ticket)
     }
 
     /// What the plugin sees of `rec` at `now`.

@@ -27,6 +27,7 @@ pub struct SweepReport {
 
 /// A once-only webhook notice the sweep found.
 struct Notice {
+    member: String,
     kind: EventKind,
     marker: Vec<u8>,
     data: serde_json::Value,
@@ -56,6 +57,7 @@ fn sweep_notices(
             marker.extend_from_slice(&lot.id.to_be_bytes());
             marker.extend_from_slice(&at.to_be_bytes());
             out.push(Notice {
+                member: rec.id.clone(),
                 kind: EventKind::PointsExpiring,
                 marker,
                 data: serde_json::json!({
@@ -72,6 +74,7 @@ fn sweep_notices(
         marker.push(0);
         marker.extend_from_slice(&last.to_be_bytes());
         out.push(Notice {
+            member: rec.id.clone(),
             kind: EventKind::MemberLapsing,
             marker,
             data: serde_json::json!({
@@ -127,7 +130,9 @@ impl Engine {
         }
         for n in notices {
             // The marker makes each notice once-only; it is written with the outbox
-            // row, so a crash cannot send it twice or lose it.
+            // row, so a crash cannot send it twice or lose it. The member's lock
+            // makes checking and writing it one step should two sweeps overlap.
+            let _g = self.lock_member(merchant, &n.member);
             let marker = Key::merchant(merchant, &[b"sent", &n.marker]);
             if self.storage.get(Space::Webhooks, &marker)?.is_some() {
                 continue;

@@ -1,18 +1,25 @@
 //! The delivery worker and the signature.
 //!
-//! One tokio task: it waits until the outbox has rows (woken by the engine, or every
-//! second), waits until what it reads is durable, fans each row out into one
-//! delivery per subscribed endpoint (deleting the row in the same batch, so a crash
-//! never loses or doubles one), then makes every due attempt, at most
-//! `concurrency` at once. Deliveries are stored under the merchant as
-//! `d/<id>` (the record) and, while pending, `p/<id>` (the index the worker scans,
-//! holding the next attempt's time in milliseconds), so finished deliveries cost the
-//! worker nothing.
+//! One tokio task loops: it fans outbox rows out into one delivery per subscribed
+//! endpoint (deleting the rows in the same batch, so a crash never loses or doubles
+//! a delivery), then starts the attempts that are due, oldest first, at most
+//! `concurrency` at once and `per_endpoint` at once to one endpoint, and waits until
+//! the engine writes outbox rows, an attempt ends, or `poll` passes (retries come
+//! due by time alone). It never waits for a round of attempts to finish, so one
+//! slow endpoint holds only its own slots. Attempts are tasks of a `JoinSet` the
+//! loop owns: aborting the worker aborts them, and the loop knows which deliveries
+//! are in flight so it never starts one twice.
+//!
+//! Deliveries are stored under the merchant as `d/<id>` (the record) and, while
+//! pending, `p/<id>` (the index the worker scans: the next attempt's time in
+//! milliseconds, then the endpoint id), so finished deliveries cost the worker
+//! nothing.
 //!
 //! The signature header is `loyalty-signature: t=<unix seconds>,v1=<hex>` where
 //! `<hex>` is HMAC-SHA256 with the endpoint's secret over `"<t>.<body>"`, so a
 //! receiver can check both who sent it and that it is recent ([`verify_signature`]).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,8 +32,7 @@ use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
 
 use super::endpoints::EndpointRecord;
-use super::{Delivery, DeliveryStatus, OutboxRow, WebhookError, Webhooks};
-use crate::engine::random_code;
+use super::{Delivery, DeliveryStatus, OutboxRow, WebhookError, Webhooks, new_id};
 use crate::storage::{Batch, Key, Space};
 
 fn now_ms() -> i64 {
@@ -96,13 +102,10 @@ pub fn verify_signature(
     if now.abs_diff(t) > tolerance.as_secs() {
         return Err(SignatureError::Stale);
     }
+    // Every `v1` is checked (a sender rotating secrets may send two); the MAC
+    // comparison is constant-time (`verify_slice`).
     for s in sigs {
-        let Some(bytes) = (0..s.len() / 2)
-            .map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect::<Option<Vec<u8>>>()
-        else {
-            continue;
-        };
+        let Some(bytes) = unhex(s) else { continue };
         if mac(secret, t, body).verify_slice(&bytes).is_ok() {
             return Ok(());
         }
@@ -110,12 +113,49 @@ pub fn verify_signature(
     Err(SignatureError::Mismatch)
 }
 
-fn record_key(merchant: &str, id: &str) -> Key {
+/// Lower- or upper-case hex to bytes; `None` unless every character is a hex digit
+/// and they pair up.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| {
+            let hi = char::from(p[0]).to_digit(16)?;
+            let lo = char::from(p[1]).to_digit(16)?;
+            Some((hi * 16 + lo) as u8)
+        })
+        .collect()
+}
+
+pub(super) fn record_key(merchant: &str, id: &str) -> Key {
     Key::merchant(merchant, &[b"d", id.as_bytes()])
 }
 
 fn pending_key(merchant: &str, id: &str) -> Key {
     Key::merchant(merchant, &[b"p", id.as_bytes()])
+}
+
+/// The pending index's value: when the next attempt is due, and to which endpoint.
+fn pending_value(at_ms: i64, endpoint: &str) -> Vec<u8> {
+    let mut v = at_ms.to_be_bytes().to_vec();
+    v.extend_from_slice(endpoint.as_bytes());
+    v
+}
+
+/// Outbox rows fanned out in one batch: enough to keep flushes few when many
+/// events arrive at once, few enough that one batch stays small.
+const FAN_OUT_ROWS: usize = 128;
+
+/// The wait after the `attempts`-th failure: `base` doubled `attempts - 1` times,
+/// at most `cap`, plus up to 20% jitter (`r` of `u16::MAX`).
+fn backoff(base: Duration, cap: Duration, attempts: u32, r: u16) -> Duration {
+    let base = base.as_millis() as u64;
+    let exp = base.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
+    let capped = exp.min(cap.as_millis() as u64);
+    let jitter = capped / 5 * u64::from(r) / u64::from(u16::MAX);
+    Duration::from_millis(capped + jitter)
 }
 
 /// One due attempt.
@@ -124,14 +164,47 @@ struct Due {
     delivery: Delivery,
 }
 
+/// Which deliveries are being attempted, so none is started twice and no endpoint
+/// gets more than its share. Owned by the worker loop alone: no lock.
+#[derive(Default)]
+struct InFlight {
+    tasks: HashMap<tokio::task::Id, (String, (String, String))>,
+    ids: HashSet<String>,
+    per_endpoint: HashMap<(String, String), usize>,
+}
+
+impl InFlight {
+    fn start(&mut self, task: tokio::task::Id, id: String, endpoint: (String, String)) {
+        self.ids.insert(id.clone());
+        *self.per_endpoint.entry(endpoint.clone()).or_default() += 1;
+        self.tasks.insert(task, (id, endpoint));
+    }
+
+    fn end(&mut self, task: tokio::task::Id) {
+        if let Some((id, endpoint)) = self.tasks.remove(&task) {
+            self.ids.remove(&id);
+            if let Some(n) = self.per_endpoint.get_mut(&endpoint) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_endpoint.remove(&endpoint);
+                }
+            }
+        }
+    }
+}
+
 impl Webhooks {
-    /// Start the delivery worker.
+    /// Start the delivery worker (on the current tokio runtime). It runs until the
+    /// handle is aborted, which also aborts the attempts in flight; what they did
+    /// not record is attempted again after a restart (receivers see the same
+    /// `loyalty-webhook-id` and can drop the repeat).
     pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let w = self.clone();
         tokio::spawn(async move { w.run().await })
     }
 
-    /// Deliveries pending, as the worker last counted them.
+    /// Deliveries pending (not yet delivered or given up), as the worker last
+    /// counted them.
     pub fn backlog(&self) -> i64 {
         self.subs.backlog()
     }
@@ -139,73 +212,109 @@ impl Webhooks {
     async fn run(self: Arc<Self>) {
         let client: Client<HttpConnector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build_http();
-        let slots = Arc::new(tokio::sync::Semaphore::new(self.options.concurrency.max(1)));
+        let mut attempts = tokio::task::JoinSet::new();
+        let mut flight = InFlight::default();
+        let concurrency = self.options.concurrency.max(1);
         loop {
-            if let Err(error) = self.fan_out().await {
-                tracing::error!(%error, "webhook fan-out failed");
-            }
-            let due = match self.due().await {
+            let more = match self.fan_out().await {
+                Ok(more) => more,
+                Err(error) => {
+                    tracing::error!(%error, "webhook fan-out failed");
+                    false
+                }
+            };
+            let free = concurrency.saturating_sub(flight.ids.len());
+            let due = match self.due(&flight, free).await {
                 Ok(d) => d,
                 Err(error) => {
                     tracing::error!(%error, "reading webhook deliveries failed");
                     Vec::new()
                 }
             };
-            let mut tasks = Vec::new();
             for d in due {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
+                let (id, endpoint) = (
+                    d.delivery.id.clone(),
+                    (d.merchant.clone(), d.delivery.endpoint.clone()),
+                );
                 let (w, client) = (self.clone(), client.clone());
-                tasks.push(tokio::spawn(async move {
-                    w.attempt(&client, d).await;
-                    drop(permit);
-                }));
+                let task = attempts.spawn(async move { w.attempt(&client, d).await });
+                flight.start(task.id(), id, endpoint);
             }
-            for t in tasks {
-                let _ = t.await;
+            if more {
+                // The outbox had more rows than one batch: go on at once.
+                tokio::task::yield_now().await;
+                continue;
             }
-            // Wake on new outbox rows, or at the latest after a second (retries
-            // come due by time alone).
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.subs.woken()).await;
+            tokio::select! {
+                () = self.subs.woken() => {}
+                Some(ended) = attempts.join_next_with_id() => {
+                    match ended {
+                        Ok((task, ())) => flight.end(task),
+                        Err(e) => {
+                            tracing::error!(error = %e, "a webhook attempt panicked");
+                            flight.end(e.id());
+                        }
+                    }
+                }
+                () = tokio::time::sleep(self.options.poll) => {}
+            }
+            // Collect every other attempt that ended meanwhile.
+            while let Some(ended) = attempts.try_join_next_with_id() {
+                match ended {
+                    Ok((task, ())) => flight.end(task),
+                    Err(e) => flight.end(e.id()),
+                }
+            }
         }
     }
 
-    /// Move outbox rows into deliveries, one batch per row.
-    async fn fan_out(&self) -> Result<(), WebhookError> {
-        // Rows visible now may not be flushed yet: announce only what is durable.
-        self.engine
-            .settle()
-            .await
-            .map_err(|e| WebhookError::Storage(e.to_string()))?;
+    /// Move outbox rows into deliveries: per merchant, up to [`FAN_OUT_ROWS`] rows
+    /// in one batch that deletes them and writes their deliveries. True when a
+    /// merchant had more rows than that.
+    async fn fan_out(&self) -> Result<bool, WebhookError> {
         let storage = self.storage.clone();
         let rows = tokio::task::spawn_blocking(move || -> Result<_, WebhookError> {
             let mut out = Vec::new();
             for m in storage.merchants(Space::Outbox)? {
-                for (k, v) in storage.scan(Space::Outbox, &m, &[])? {
-                    out.push((m.clone(), k, v));
-                }
+                let rows = storage.scan_page(Space::Outbox, &m, &[], None, FAN_OUT_ROWS, false)?;
+                out.push((m, rows));
             }
             Ok(out)
         })
         .await
         .map_err(|e| WebhookError::Storage(e.to_string()))??;
-        for (merchant, key, bytes) in rows {
+        if rows.is_empty() {
+            return Ok(false);
+        }
+        // Rows visible now may not be flushed yet; announcing only what is durable
+        // keeps a receiver from hearing of a change a crash then undoes. (The batch
+        // below would also wait for them, since flushes cover everything applied
+        // before; this says so plainly.)
+        self.engine
+            .settle()
+            .await
+            .map_err(|e| WebhookError::Storage(e.to_string()))?;
+        let mut more = false;
+        for (merchant, rows) in rows {
+            more |= rows.len() >= FAN_OUT_ROWS;
+            let endpoints = self.records(&merchant)?;
             let mut batch = Batch::new();
-            batch.delete(Space::Outbox, key);
-            if let Ok(row) = serde_json::from_slice::<OutboxRow>(&bytes) {
-                for e in self.records(&merchant)? {
-                    if !e.view.events.contains(&row.kind) {
+            for (key, bytes) in rows {
+                batch.delete(Space::Outbox, key);
+                let row = match serde_json::from_slice::<OutboxRow>(&bytes) {
+                    Ok(row) => row,
+                    Err(error) => {
+                        // Unreadable rows are dropped (and said so), not retried forever.
+                        tracing::error!(merchant, %error, "unreadable webhook outbox row dropped");
                         continue;
                     }
-                    let id = format!(
-                        "dlv_{}",
-                        random_code(20)
-                            .map_err(|e| WebhookError::Storage(e.to_string()))?
-                            .to_ascii_lowercase()
-                    );
+                };
+                for e in endpoints
+                    .iter()
+                    .filter(|e| e.view.events.contains(&row.kind))
+                {
                     let d = Delivery {
-                        id: id.clone(),
+                        id: new_id("dlv_"),
                         endpoint: e.view.id.clone(),
                         event: row.id.clone(),
                         kind: row.kind,
@@ -226,13 +335,13 @@ impl Webhooks {
                     };
                     batch.put(
                         Space::Deliveries,
-                        record_key(&merchant, &id),
+                        record_key(&merchant, &d.id),
                         serde_json::to_vec(&d).unwrap_or_default(),
                     );
                     batch.put(
                         Space::Deliveries,
-                        pending_key(&merchant, &id),
-                        0i64.to_be_bytes().to_vec(),
+                        pending_key(&merchant, &d.id),
+                        pending_value(0, &d.endpoint),
                     );
                 }
             }
@@ -241,16 +350,20 @@ impl Webhooks {
                 .await
                 .map_err(|e| WebhookError::Storage(e.to_string()))?;
         }
-        Ok(())
+        Ok(more)
     }
 
-    /// Pending deliveries whose next attempt is due.
-    async fn due(&self) -> Result<Vec<Due>, WebhookError> {
+    /// Up to `free` pending deliveries whose next attempt is due and that are not
+    /// in flight, oldest first, within each endpoint's share; counts the backlog.
+    async fn due(&self, flight: &InFlight, free: usize) -> Result<Vec<Due>, WebhookError> {
         let storage = self.storage.clone();
         let subs = self.subs.clone();
+        let busy = flight.ids.clone();
+        let mut per_endpoint = flight.per_endpoint.clone();
+        let share = self.options.per_endpoint.max(1);
         tokio::task::spawn_blocking(move || {
             let now = now_ms();
-            let mut due = Vec::new();
+            let mut candidates = Vec::new();
             let mut pending = 0;
             for m in storage.merchants(Space::Deliveries)? {
                 for (k, v) in storage.scan(Space::Deliveries, &m, &[b"p"])? {
@@ -259,21 +372,36 @@ impl Webhooks {
                         .get(..8)
                         .and_then(|b| b.try_into().ok())
                         .map_or(0, i64::from_be_bytes);
-                    if at > now {
-                        continue;
-                    }
                     let id = String::from_utf8_lossy(k.last_part()).into_owned();
-                    if let Some(bytes) = storage.get(Space::Deliveries, &record_key(&m, &id))?
-                        && let Ok(delivery) = serde_json::from_slice::<Delivery>(&bytes)
-                    {
-                        due.push(Due {
-                            merchant: m.clone(),
-                            delivery,
-                        });
+                    if at <= now && !busy.contains(&id) {
+                        let endpoint = String::from_utf8_lossy(v.get(8..).unwrap_or_default());
+                        candidates.push((at, m.clone(), id, endpoint.into_owned()));
                     }
                 }
             }
             subs.set_backlog(pending);
+            candidates.sort();
+            let mut due = Vec::new();
+            for (_, m, id, endpoint) in candidates {
+                if due.len() >= free {
+                    break;
+                }
+                // Records from before the index held the endpoint have an empty
+                // one; they share one slot count, which is merely conservative.
+                let n = per_endpoint.entry((m.clone(), endpoint)).or_default();
+                if *n >= share {
+                    continue;
+                }
+                if let Some(bytes) = storage.get(Space::Deliveries, &record_key(&m, &id))?
+                    && let Ok(delivery) = serde_json::from_slice::<Delivery>(&bytes)
+                {
+                    *n += 1;
+                    due.push(Due {
+                        merchant: m,
+                        delivery,
+                    });
+                }
+            }
             Ok(due)
         })
         .await
@@ -286,10 +414,13 @@ impl Webhooks {
             merchant,
             mut delivery,
         } = due;
-        let endpoint: Option<EndpointRecord> = self.record(&merchant, &delivery.endpoint).ok();
-        let outcome = match &endpoint {
-            None => Err((None, "the endpoint was deleted".to_string(), true)),
-            Some(e) => self.post(client, e, &delivery).await,
+        let outcome = match self.record(&merchant, &delivery.endpoint) {
+            Ok(e) => self.post(client, &e, &delivery).await,
+            Err(WebhookError::UnknownEndpoint(_)) => {
+                Err((None, "the endpoint was deleted".to_string(), true))
+            }
+            // Storage trouble is ours, not the receiver's: try again later.
+            Err(e) => Err((None, format!("reading the endpoint failed: {e}"), false)),
         };
         let now = now_ms();
         delivery.attempts += 1;
@@ -316,7 +447,7 @@ impl Webhooks {
                     batch.put(
                         Space::Deliveries,
                         pending_key(&merchant, &delivery.id),
-                        next.to_be_bytes().to_vec(),
+                        pending_value(next, &delivery.endpoint),
                     );
                 }
             }
@@ -339,19 +470,24 @@ impl Webhooks {
         );
         if let Err(error) = self.engine.write(batch).await {
             tracing::error!(%error, "recording a webhook attempt failed");
+            // The delivery still looks due; holding this slot for a while keeps a
+            // failing disk from turning into a tight loop of repeated posts.
+            tokio::time::sleep(self.options.retry_base).await;
         }
     }
 
     /// The wait after the `attempts`-th failure: doubling from the base, capped,
     /// with up to 20% random jitter so retries of many deliveries spread out.
     fn backoff(&self, attempts: u32) -> Duration {
-        let base = self.options.retry_base.as_millis() as u64;
-        let exp = base.saturating_mul(1u64 << attempts.saturating_sub(1).min(30));
-        let capped = exp.min(self.options.retry_cap.as_millis() as u64);
         let mut r = [0u8; 2];
+        // Without randomness the jitter is merely zero.
         let _ = getrandom::fill(&mut r);
-        let jitter = capped / 5 * u64::from(u16::from_le_bytes(r)) / u64::from(u16::MAX);
-        Duration::from_millis(capped + jitter)
+        backoff(
+            self.options.retry_base,
+            self.options.retry_cap,
+            attempts,
+            u16::from_le_bytes(r),
+        )
     }
 
     /// POST the delivery: `Ok(status)` on 2xx; otherwise the status (if any), the
@@ -386,7 +522,7 @@ impl Webhooks {
         match tokio::time::timeout(self.options.timeout, client.request(request)).await {
             Err(_) => Err((
                 None,
-                format!("no answer within {} s", self.options.timeout.as_secs()),
+                format!("no answer within {:?}", self.options.timeout),
                 false,
             )),
             Ok(Err(e)) => Err((None, format!("request failed: {e}"), false)),
@@ -434,6 +570,54 @@ mod tests {
         assert_eq!(
             verify_signature("whsec_x", "v1=00", b"", 0, tol),
             Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_signature_with_stray_characters_is_refused() {
+        let header = sign("whsec_x", 1_000, b"{}");
+        let tol = Duration::from_secs(300);
+        for bad in [format!("{header}0"), header.replace("v1=", "v1=+")] {
+            assert_eq!(
+                verify_signature("whsec_x", &bad, b"{}", 1_000, tol),
+                Err(SignatureError::Mismatch),
+                "{bad}"
+            );
+        }
+        let upper = header.replace("v1=", "V1=");
+        assert_eq!(
+            verify_signature("whsec_x", &upper, b"{}", 1_000, tol),
+            Err(SignatureError::Malformed)
+        );
+        let rotated = format!("{header},v1={}", "ab".repeat(32));
+        assert_eq!(
+            verify_signature("whsec_x", &rotated, b"{}", 1_000, tol),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_at_most_a_fifth_of_jitter() {
+        let (base, cap) = (Duration::from_secs(30), Duration::from_secs(3600));
+        assert_eq!(backoff(base, cap, 1, 0), Duration::from_secs(30));
+        assert_eq!(backoff(base, cap, 2, 0), Duration::from_secs(60));
+        assert_eq!(backoff(base, cap, 4, 0), Duration::from_secs(240));
+        assert_eq!(backoff(base, cap, 12, 0), cap);
+        assert_eq!(backoff(base, cap, 40, 0), cap);
+        assert_eq!(backoff(base, cap, 1, u16::MAX), Duration::from_secs(36));
+    }
+
+    #[test]
+    fn ids_sort_by_when_they_were_made() {
+        let a = new_id("dlv_");
+        std::thread::sleep(Duration::from_millis(2));
+        let b = new_id("dlv_");
+        assert!(a < b, "{a} {b}");
+        assert_eq!(a.len(), 24);
+        assert!(
+            a[4..]
+                .bytes()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
         );
     }
 

@@ -1,7 +1,9 @@
-//! Registering, listing and deleting a merchant's webhook endpoints.
+//! Registering, listing and deleting a merchant's webhook endpoints, and listing
+//! their deliveries.
 
 use serde::{Deserialize, Serialize};
 
+use super::deliver::record_key;
 use super::{
     CreatedEndpoint, Delivery, DeliveryPage, EndpointRequest, EndpointView, EventKind,
     WebhookError, Webhooks,
@@ -95,6 +97,12 @@ impl Webhooks {
                 return Err(invalid(format!("/events/{i}"), "listed twice"));
             }
         }
+        if let Some(d) = &req.description
+            && d.chars().count() > 200
+        {
+            return Err(invalid("/description", "at most 200 characters"));
+        }
+        let _registering = self.registering.lock().await;
         if self.records(merchant)?.len() >= MAX_ENDPOINTS {
             return Err(WebhookError::TooMany(MAX_ENDPOINTS));
         }
@@ -174,23 +182,58 @@ impl Webhooks {
         Ok(view)
     }
 
-    /// `merchant`'s deliveries, newest first, at most `limit`, optionally of one
-    /// endpoint.
+    /// `merchant`'s deliveries, newest first, at most `limit` (1-500), optionally of
+    /// one endpoint. The first page of [`Webhooks::deliveries_after`].
     pub fn deliveries(
         &self,
         merchant: &str,
         endpoint: Option<&str>,
         limit: usize,
     ) -> Result<DeliveryPage, WebhookError> {
-        let mut deliveries: Vec<Delivery> = self
-            .storage
-            .scan(Space::Deliveries, merchant, &[])?
-            .iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<Delivery>(v).ok())
-            .filter(|d| endpoint.is_none_or(|e| d.endpoint == e))
-            .collect();
-        deliveries.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        deliveries.truncate(limit.clamp(1, 500));
-        Ok(DeliveryPage { deliveries })
+        self.deliveries_after(merchant, endpoint, None, limit)
+    }
+
+    /// `merchant`'s deliveries, newest first (by when the event was fanned out),
+    /// at most `limit` (1-500), optionally of one endpoint, starting after the
+    /// delivery `after` (the id of the last one of the previous page). A page
+    /// shorter than `limit` is the last. Reads storage: call it off the async
+    /// workers.
+    pub fn deliveries_after(
+        &self,
+        merchant: &str,
+        endpoint: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<DeliveryPage, WebhookError> {
+        let limit = limit.clamp(1, 500);
+        let mut cursor = after.map(|a| record_key(merchant, a));
+        // Filtering by endpoint skips others' deliveries, so read bigger pages.
+        let chunk = if endpoint.is_some() { 256 } else { limit };
+        let mut deliveries = Vec::new();
+        loop {
+            let page = self.storage.scan_page(
+                Space::Deliveries,
+                merchant,
+                &[b"d"],
+                cursor.as_ref(),
+                chunk,
+                true,
+            )?;
+            let full = page.len() == chunk;
+            for (key, value) in page {
+                cursor = Some(key);
+                let d: Delivery = serde_json::from_slice(&value)
+                    .map_err(|e| WebhookError::Storage(format!("corrupt delivery record: {e}")))?;
+                if endpoint.is_none_or(|e| d.endpoint == e) {
+                    deliveries.push(d);
+                    if deliveries.len() == limit {
+                        return Ok(DeliveryPage { deliveries });
+                    }
+                }
+            }
+            if !full {
+                return Ok(DeliveryPage { deliveries });
+            }
+        }
     }
 }

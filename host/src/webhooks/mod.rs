@@ -8,8 +8,24 @@
 //!
 //! - [`subscriptions`]: which merchant wants which kinds, in memory, read on the
 //!   engine's hot path.
-//! - [`endpoints`]: registering, listing and deleting endpoints.
+//! - [`endpoints`]: registering, listing and deleting endpoints; listing deliveries.
 //! - [`deliver`]: the delivery worker and the signature.
+//!
+//! # Storage
+//!
+//! Everything is keyed by merchant (`merchant \0 ...`), like the rest of the host:
+//!
+//! | space | key parts | value |
+//! | --- | --- | --- |
+//! | `Outbox` | `evt_<id>` | an event not yet fanned out (JSON) |
+//! | `Webhooks` | `endpoint`, `wh_<id>` | an endpoint and its secret (JSON) |
+//! | `Webhooks` | `sent`, `expiring\0<member>\0<lot><expiry>` or `lapsing\0<member>\0<last purchase>` | empty: the sweep sent that notice |
+//! | `Deliveries` | `d`, `dlv_<id>` | a delivery with its status and attempts (JSON) |
+//! | `Deliveries` | `p`, `dlv_<id>` | while pending: the next attempt's time (ms, 8 bytes big-endian), then the endpoint id |
+//!
+//! Event and delivery ids start with the time they were made (see `new_id`), so
+//! the outbox is fanned out in the order things happened and deliveries list newest
+//! first by key, page by page.
 
 mod deliver;
 mod endpoints;
@@ -25,7 +41,7 @@ pub use deliver::{SignatureError, sign, verify_signature};
 pub use subscriptions::Subscriptions;
 
 use crate::domain::Timestamp;
-use crate::engine::{Engine, random_code};
+use crate::engine::Engine;
 use crate::storage::{Batch, Key, Space, Storage, StorageError};
 
 /// What a webhook announces.
@@ -214,6 +230,12 @@ pub struct WebhookOptions {
     pub timeout: Duration,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// Deliveries in flight at once to one endpoint, so a slow endpoint holds only
+    /// part of `concurrency` and the others' deliveries keep going.
+    pub per_endpoint: usize,
+    /// How often the worker looks for retries that came due (new outbox rows wake
+    /// it at once).
+    pub poll: Duration,
     /// `points.expiring` is sent this long before the points expire.
     pub expiring_within: Duration,
     /// `member.lapsing` is sent after this long without a purchase.
@@ -225,10 +247,13 @@ impl Default for WebhookOptions {
         WebhookOptions {
             retry_base: Duration::from_secs(30),
             retry_cap: Duration::from_secs(6 * 3600),
-            // 30 s doubling, capped at 6 h: about two days of trying.
+            // 30 s doubling, capped at 6 h: 12 attempts span about 15 hours, long
+            // enough to ride out a receiver's bad night.
             max_attempts: 12,
             timeout: Duration::from_secs(10),
             concurrency: 8,
+            per_endpoint: 4,
+            poll: Duration::from_secs(1),
             expiring_within: Duration::from_secs(30 * 86_400),
             lapse_after: Duration::from_secs(90 * 86_400),
         }
@@ -244,8 +269,37 @@ pub(crate) struct OutboxRow {
     pub data: serde_json::Value,
 }
 
+/// A new id: `prefix`, then the time in milliseconds as 10 Crockford base-32
+/// characters (so ids sort by when they were made), then 10 random ones (50 bits,
+/// so ids made in the same millisecond do not collide).
+pub(crate) fn new_id(prefix: &str) -> String {
+    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut random = [0u8; 10];
+    if getrandom::fill(&mut random).is_err() {
+        // No randomness (never seen on the platforms we run on): a process-wide
+        // counter still keeps this process's ids apart.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for (i, b) in random.iter_mut().enumerate() {
+            *b = (n >> ((i % 8) * 5)) as u8;
+        }
+    }
+    let mut id = String::with_capacity(prefix.len() + 20);
+    id.push_str(prefix);
+    for i in (0..10).rev() {
+        id.push(ALPHABET[((ms >> (i * 5)) & 31) as usize] as char);
+    }
+    id.extend(random.iter().map(|b| ALPHABET[usize::from(b & 31)] as char));
+    id
+}
+
 /// Add an outbox row for `kind` to `batch` when `merchant` has an endpoint that
-/// wants it. Called by the engine with the batch of the change itself.
+/// wants it. Called by the engine with the batch of the change itself, so the row
+/// exists exactly when the change does; the engine wakes the delivery worker once
+/// the batch is applied.
 pub fn announce(
     subs: &Subscriptions,
     batch: &mut Batch,
@@ -257,30 +311,32 @@ pub fn announce(
     if !subs.wants(merchant, kind) {
         return;
     }
-    let id = format!(
-        "evt_{}",
-        random_code(20).unwrap_or_default().to_ascii_lowercase()
-    );
     let row = OutboxRow {
-        id: id.clone(),
+        id: new_id("evt_"),
         kind,
         created_at: at,
         data,
     };
     batch.put(
         Space::Outbox,
-        Key::merchant(merchant, &[id.as_bytes()]),
+        Key::merchant(merchant, &[row.id.as_bytes()]),
+        // A struct of strings, numbers and a JSON value: serialising cannot fail.
         serde_json::to_vec(&row).unwrap_or_default(),
     );
-    subs.mark_dirty();
 }
 
 /// The webhooks (see the module docs). Share it behind an `Arc`.
 pub struct Webhooks {
     storage: Arc<dyn Storage>,
+    // Writes go through the engine's group commit, so they share its flushes and
+    // are durable when they return.
     engine: Arc<Engine>,
     subs: Arc<Subscriptions>,
     options: WebhookOptions,
+    // An async mutex around counting a merchant's endpoints and adding one, so two
+    // concurrent registrations cannot both pass the limit. Held across the durable
+    // write (an await), which a std mutex must not be; registrations are rare.
+    registering: tokio::sync::Mutex<()>,
 }
 
 impl Webhooks {
@@ -297,6 +353,7 @@ impl Webhooks {
             engine,
             subs,
             options,
+            registering: tokio::sync::Mutex::new(()),
         };
         w.load_subscriptions()?;
         Ok(w)
@@ -305,5 +362,11 @@ impl Webhooks {
     /// The options.
     pub fn options(&self) -> &WebhookOptions {
         &self.options
+    }
+
+    /// Whether an endpoint of `merchant` wants `kind` (in memory: what the engine
+    /// checks before writing an outbox row).
+    pub fn wanted(&self, merchant: &str, kind: EventKind) -> bool {
+        self.subs.wants(merchant, kind)
     }
 }
