@@ -179,7 +179,7 @@ fn main() {
             let mut handles = Vec::with_capacity(events);
             for i in 0..events {
                 let permit = sem.clone().acquire_owned().await.unwrap();
-                let (storage, commit) = (storage.clone(), commit.clone());
+                let commit = commit.clone();
                 let waiter = commit.clone();
                 handles.push(tokio::spawn(async move {
                     let ticket = tokio::task::spawn_blocking(move || {
@@ -196,8 +196,7 @@ fn main() {
                             Key::merchant("air", &[b"event", id.as_bytes()]),
                             vec![9; event_bytes],
                         );
-                        storage.apply(b).unwrap();
-                        commit.applied()
+                        commit.submit(b).unwrap()
                     })
                     .await
                     .unwrap();

@@ -93,7 +93,10 @@ impl App {
             options.per_merchant,
             options.queue_timeout,
         ));
-        let engine = Arc::new(Engine::new(storage.clone(), registry.clone(), pool));
+        let engine = Arc::new(Engine::new(storage, registry.clone(), pool));
+        // From here on everything goes through the engine's group commit, so that
+        // what one layer writes the others read at once.
+        let storage = engine.storage().clone();
         let webhooks = Arc::new(Webhooks::new(engine.clone(), options.webhooks.clone())?);
         Ok(App {
             dir: dir.to_path_buf(),

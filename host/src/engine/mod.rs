@@ -75,7 +75,7 @@ pub struct Done<T> {
 pub struct Engine {
     storage: Arc<dyn Storage>,
     programmes: Arc<dyn Programmes>,
-    commit: GroupCommit,
+    commit: Arc<GroupCommit>,
     pool: Arc<PluginPool>,
     // Std mutexes, one per stripe of members: held for one operation on one member
     // (plugin calls and the batch apply included, never an await or the flush).
@@ -154,9 +154,12 @@ impl Engine {
         programmes: Arc<dyn Programmes>,
         pool: Arc<PluginPool>,
     ) -> Engine {
+        // Everything reads and writes through the group commit, so a write is visible
+        // to the next operation as soon as it is queued.
+        let commit = Arc::new(GroupCommit::start(storage));
         Engine {
-            commit: GroupCommit::start(storage.clone()),
-            storage,
+            storage: commit.clone(),
+            commit,
             programmes,
             pool,
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -462,8 +465,7 @@ impl Engine {
             .ops
             .iter()
             .any(|(space, _, value)| *space == Space::Outbox && value.is_some());
-        self.storage.apply(batch)?;
-        let ticket = self.commit.applied();
+        let ticket = self.commit.submit(batch)?;
         if announces {
             // Wake the webhook worker after the apply, not when the row is added to
             // the batch, so it finds the row (it waits for the flush itself).

@@ -1,9 +1,9 @@
 //! Engine tests that need to look inside: durability ordering through a storage spy,
 //! and the native programme path.
 
-use std::cell::Cell;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::native::Native;
@@ -11,16 +11,21 @@ use super::*;
 use crate::domain::Event;
 use crate::storage::{SledStorage, StorageError};
 
-thread_local! {
-    /// The index of the last batch this thread applied.
-    static LAST_APPLY: Cell<u64> = const { Cell::new(0) };
-}
-
-/// Storage that numbers applies and records which of them each flush covered.
+/// Storage that numbers applies, remembers which apply last wrote each member
+/// record, and records which applies each flush covered.
 struct Spy {
     inner: SledStorage,
     applied: AtomicU64,
     flushed: AtomicU64,
+    members: Mutex<HashMap<Key, u64>>,
+}
+
+impl Spy {
+    /// The apply that last wrote `member`'s record, if any did.
+    fn last_write(&self, member: &str) -> Option<u64> {
+        let key = Key::merchant("air", &[member.as_bytes()]);
+        self.members.lock().unwrap().get(&key).copied()
+    }
 }
 
 impl Storage for Spy {
@@ -51,9 +56,18 @@ impl Storage for Spy {
         self.inner.merchants(space)
     }
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        let mut members = self.members.lock().unwrap();
+        let keys: Vec<Key> = batch
+            .ops
+            .iter()
+            .filter(|(space, _, _)| *space == Space::Members)
+            .map(|(_, key, _)| key.clone())
+            .collect();
         self.inner.apply(batch)?;
         let n = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
-        LAST_APPLY.with(|c| c.set(n));
+        for k in keys {
+            members.insert(k, n);
+        }
         Ok(())
     }
     fn flush(&self) -> Result<(), StorageError> {
@@ -105,6 +119,7 @@ async fn an_operation_is_acknowledged_only_after_a_flush_that_covers_it() {
         inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
         applied: AtomicU64::new(0),
         flushed: AtomicU64::new(0),
+        members: Mutex::default(),
     });
     let engine = engine(spy.clone());
     let tasks: Vec<_> = (0..64)
@@ -119,7 +134,7 @@ async fn an_operation_is_acknowledged_only_after_a_flush_that_covers_it() {
                 };
                 for j in 0..5 {
                     let (m, req) = (member.clone(), req.clone());
-                    let own = engine
+                    engine
                         .submit("air", move |e| {
                             let done = if j == 0 {
                                 e.enrol("air", &req).map(|d| Done {
@@ -133,13 +148,13 @@ async fn an_operation_is_acknowledged_only_after_a_flush_that_covers_it() {
                                     ticket: d.ticket,
                                 })?
                             };
-                            Ok(Done {
-                                value: LAST_APPLY.with(Cell::get),
-                                ticket: done.ticket,
-                            })
+                            Ok(done)
                         })
                         .await
                         .unwrap();
+                    // Acknowledged: the member's record was written to storage, and
+                    // a flush covered that write.
+                    let own = spy.last_write(&member).expect("the member was written");
                     let flushed = spy.flushed.load(Ordering::SeqCst);
                     assert!(
                         flushed >= own,
