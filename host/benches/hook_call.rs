@@ -94,6 +94,31 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    // What the engine passes when the merchant keeps the defaults: the programme's
+    // whole default config, which the guest parses in its fresh instance.
+    let full_ctx = wit::Context {
+        config: plugin.info().default_config.to_string(),
+        ..wit_ctx.clone()
+    };
+    let sdk_full_ctx = loyalty_sdk::testing::context(NOW, &full_ctx.config);
+    group.bench_function("native, whole default config", |b| {
+        b.iter(|| {
+            airline_miles::AirlineMiles::on_event(
+                black_box(&sdk_member),
+                black_box(&sdk_event),
+                black_box(&sdk_full_ctx),
+            )
+        })
+    });
+    group.bench_function("sandboxed, whole default config", |b| {
+        b.iter(|| {
+            plugin.on_event(
+                black_box(&wit_member),
+                black_box(&wit_event),
+                black_box(&full_ctx),
+            )
+        })
+    });
     group.finish();
 }
 

@@ -42,13 +42,17 @@ const MAX_QUEUED: usize = 16_384;
 /// Most batches in one round: bounds the size of one atomic write.
 const MAX_ROUND: usize = 4_096;
 
+/// A queued write: the ticket of the batch that made it, and the value (`None`:
+/// deleted).
+type Pending = (u64, Option<Vec<u8>>);
+
 #[derive(Default)]
 struct State {
     /// Batches not yet applied, oldest first, with their tickets.
     queue: VecDeque<(u64, Batch)>,
     /// The newest queued value of every key written by a batch not yet applied, with
     /// the ticket of the batch that wrote it (`None`: deleted).
-    overlay: HashMap<(Space, Key), (u64, Option<Vec<u8>>)>,
+    overlay: HashMap<(Space, Key), Pending>,
     /// The last ticket issued.
     issued: u64,
     /// Every ticket up to this one is applied to the storage.

@@ -1,0 +1,262 @@
+//! A load generator against the real server on loopback: durable purchase events with
+//! the airline plugin, and, in the same run, a bare axum endpoint as the baseline.
+//!
+//! ```text
+//! plugins/build && cargo build --release -p loyalty-host && cargo bench -p loyalty-tests --bench http_load
+//! ```
+//!
+//! The real server is the `loyalty serve` binary, started on a fresh data directory
+//! (sled, fsync before every answer) with the airline programme active. The members
+//! are enrolled over HTTP first. Then, in alternating phases of the same run, keep-alive
+//! connections each send one request at a time, as fast as answers come:
+//! - **events**: `POST /v1/merchants/air/members/{member}/events` with the merchant's
+//!   key, a flight with three line items, for random members;
+//! - **bare**: `POST /bare` with the same body on a bare axum server in this process
+//!   that parses the JSON and answers a small JSON object: the HTTP stack alone.
+//!
+//! Prints the median over the rounds of each phase's rate and latency percentiles, and
+//! the ratio events / bare. `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
+//! `ROUNDS` set the size; the defaults are 20,000, 64, 10 and 3.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use loyalty_tests::http::{Server, merchant};
+use serde_json::json;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A keep-alive HTTP/1.1 connection.
+struct Conn {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (send, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("handshake");
+        tokio::spawn(conn);
+        Conn { send }
+    }
+
+    /// POST `body` to `path`; the status.
+    async fn post(&mut self, path: &str, key: Option<&str>, body: Bytes) -> u16 {
+        let mut req = hyper::Request::post(path)
+            .header("host", "loopback")
+            .header("content-type", "application/json");
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let req = req.body(Full::new(body)).expect("request");
+        self.send.ready().await.expect("connection ready");
+        let res = self.send.send_request(req).await.expect("answer");
+        let status = res.status().as_u16();
+        res.into_body().collect().await.expect("body");
+        status
+    }
+}
+
+/// The bare baseline: axum, one route that parses a JSON body and answers JSON.
+async fn bare_server() -> SocketAddr {
+    async fn bare(body: axum::body::Bytes) -> axum::response::Response {
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        let out = json!({"id": v["id"], "ok": true}).to_string();
+        axum::response::Response::builder()
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(out))
+            .expect("response")
+    }
+    let app = axum::Router::new().route("/bare", axum::routing::post(bare));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    addr
+}
+
+fn flight(id: &str, at: i64) -> serde_json::Value {
+    json!({
+        "id": id, "occurred_at": at, "kind": "purchase",
+        "amount": { "minor": 61_240, "currency": "USD" },
+        "items": [
+            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
+            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
+            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
+        ],
+        "channel": "online", "payment": "card",
+        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
+    })
+}
+
+/// One phase's figures.
+#[derive(Debug, Clone, Copy)]
+struct Figures {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    failed: u64,
+}
+
+/// Run `connections` connections for `seconds`, each sending `request(i)` one at a
+/// time. Only 2xx answers count as done; anything else is counted as failed.
+async fn phase<F>(addr: SocketAddr, connections: usize, seconds: u64, request: F) -> Figures
+where
+    F: Fn(u64) -> (String, Option<String>, Bytes) + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let next = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (request, next, failed) = (request.clone(), next.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::open(addr).await;
+            let mut latencies = Vec::new();
+            while Instant::now() < until {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let (path, key, body) = request(i);
+                let t = Instant::now();
+                let status = conn.post(&path, key.as_deref(), body).await;
+                if (200..300).contains(&status) {
+                    latencies.push(t.elapsed());
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("connection task"));
+    }
+    let took = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    Figures {
+        rate: all.len() as f64 / took,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        failed: failed.load(Ordering::Relaxed),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    let members = env("MEMBERS", 20_000);
+    let connections = env("CONNECTIONS", 64);
+    let seconds = env("SECONDS", 10) as u64;
+    let rounds = env("ROUNDS", 3);
+
+    let server = Server::start(&[]);
+    let air = merchant(&server, "air", "airline-miles");
+    let key = air.key.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let real = server.addr;
+    let bare = runtime.block_on(bare_server());
+    const T0: i64 = 1_790_000_000;
+
+    eprintln!("enrolling {members} members over HTTP");
+    let enrolled = runtime.block_on(async {
+        let started = Instant::now();
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..connections {
+            let (next, key) = (next.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::open(real).await;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= members as u64 {
+                        break;
+                    }
+                    let body = json!({"member": format!("m{i}"), "enrolled_at": T0});
+                    let status = conn
+                        .post(
+                            "/v1/merchants/air/members",
+                            Some(&key),
+                            Bytes::from(body.to_string()),
+                        )
+                        .await;
+                    assert_eq!(status, 201, "enrolling m{i}");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("enrol task");
+        }
+        members as f64 / started.elapsed().as_secs_f64()
+    });
+    eprintln!("  {enrolled:.0} enrolments/s");
+
+    let mut events = Vec::new();
+    let mut bares = Vec::new();
+    for round in 0..rounds {
+        let b = runtime.block_on(phase(bare, connections, seconds, move |i| {
+            let body = flight(&format!("bare-{round}-{i}"), T0 + 60);
+            ("/bare".to_string(), None, Bytes::from(body.to_string()))
+        }));
+        eprintln!("round {round}: bare axum: {b:?}");
+        let key = key.clone();
+        let e = runtime.block_on(phase(real, connections, seconds, move |i| {
+            // Spread over the members (a prime stride visits them all).
+            let member = (i * 7_919) % members as u64;
+            let body = flight(&format!("r{round}-e{i}"), T0 + 60 + i as i64);
+            (
+                format!("/v1/merchants/air/members/m{member}/events"),
+                Some(key.clone()),
+                Bytes::from(body.to_string()),
+            )
+        }));
+        eprintln!("round {round}: events: {e:?}");
+        assert_eq!(e.failed, 0, "every event is accepted");
+        events.push(e);
+        bares.push(b);
+    }
+    let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
+    println!(
+        "| HTTP, {connections} connections, {members} members, {rounds} rounds of {seconds} s | requests/s | p50 | p99 |"
+    );
+    println!("| --- | --- | --- | --- |");
+    for (name, v) in [
+        ("durable purchase events, airline plugin", &events),
+        ("bare axum endpoint (parse JSON, answer JSON)", &bares),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            m(v, |f| f.rate),
+            m(v, |f| f.p50_ms),
+            m(v, |f| f.p99_ms)
+        );
+    }
+    println!(
+        "\nevents / bare = {:.3}",
+        m(&events, |f| f.rate) / m(&bares, |f| f.rate)
+    );
+}
