@@ -119,6 +119,47 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    // The same call while another thread of this process computes on the other core,
+    // as the engine's other pool threads and its committer do: resetting an instance's
+    // memory changes page tables, and the kernel must then interrupt every core that
+    // runs this process to flush its TLB.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let neighbour = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut v = vec![0u64; 1 << 16];
+            let n = v.len();
+            let mut i = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                v[i % n] = v[(i * 7) % n].wrapping_add(i as u64);
+                i = i.wrapping_add(1);
+            }
+            black_box(v);
+        })
+    };
+    group.bench_function(
+        "sandboxed, whole default config, busy neighbour thread",
+        |b| {
+            b.iter(|| {
+                plugin.on_event(
+                    black_box(&wit_member),
+                    black_box(&wit_event),
+                    black_box(&full_ctx),
+                )
+            })
+        },
+    );
+    group.bench_function("native, whole default config, busy neighbour thread", |b| {
+        b.iter(|| {
+            airline_miles::AirlineMiles::on_event(
+                black_box(&sdk_member),
+                black_box(&sdk_event),
+                black_box(&sdk_full_ctx),
+            )
+        })
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    neighbour.join().unwrap();
     group.finish();
 }
 

@@ -108,9 +108,8 @@ impl Serialize for State {
         match serde_json::from_slice::<serde_json::Value>(&self.0) {
             Ok(v) => v.serialize(s),
             Err(_) => {
-                let hex: String = self.0.iter().map(|b| format!("{b:02x}")).collect();
                 let mut m = BTreeMap::new();
-                m.insert("bytes_hex", hex);
+                m.insert("bytes_hex", hex(&self.0));
                 m.serialize(s)
             }
         }
@@ -522,5 +521,25 @@ mod tests {
             "id": "e", "occurred_at": 1, "kind": "purchase", "colour": "red"
         }));
         assert!(e.is_err());
+    }
+}
+
+/// `bytes` as lowercase hexadecimal (digests, ids, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
+#[cfg(test)]
+mod hex_tests {
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
     }
 }

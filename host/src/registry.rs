@@ -148,10 +148,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// The version id of uploaded bytes.
 pub fn version_id(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::hex(&Sha256::digest(bytes))
 }
 
 /// Check the programme's config schema is a JSON Schema that accepts its default.

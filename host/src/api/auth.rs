@@ -10,6 +10,7 @@
 //! The operator key comes from configuration (`--operator-key` /
 //! `LOYALTY_OPERATOR_KEY`) and is kept as its digest only.
 
+use crate::domain::hex;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -171,10 +172,6 @@ struct KeyRecord {
 
 fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Equal in time that depends only on the length.

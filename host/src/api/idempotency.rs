@@ -16,6 +16,7 @@
 //! its own idempotency record for events, adjustments, consumptions, commits and
 //! cancellations, and with a 409 for an enrolment that already happened.
 
+use crate::domain::hex;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -74,10 +75,6 @@ pub const HEADER: &str = "idempotency-key";
 
 /// Largest stored answer.
 const ANSWER_MAX: usize = 4 << 20;
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// The middleware (see the module docs).
 pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {

@@ -52,7 +52,7 @@ struct State {
     queue: VecDeque<(u64, Batch)>,
     /// The newest queued value of every key written by a batch not yet applied, with
     /// the ticket of the batch that wrote it (`None`: deleted).
-    overlay: HashMap<(Space, Key), Pending>,
+    overlay: HashMap<Space, HashMap<Vec<u8>, Pending>>,
     /// The last ticket issued.
     issued: u64,
     /// Every ticket up to this one is applied to the storage.
@@ -147,7 +147,9 @@ impl GroupCommit {
         let ticket = st.issued;
         for (space, key, value) in &batch.ops {
             st.overlay
-                .insert((*space, key.clone()), (ticket, value.clone()));
+                .entry(*space)
+                .or_default()
+                .insert(key.as_bytes().to_vec(), (ticket, value.clone()));
         }
         st.queue.push_back((ticket, batch));
         drop(st);
@@ -249,7 +251,7 @@ impl Storage for GroupCommit {
     fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
         {
             let st = lock(&self.shared.state);
-            if let Some((_, value)) = st.overlay.get(&(space, key.clone())) {
+            if let Some((_, value)) = st.overlay.get(&space).and_then(|m| m.get(key.as_bytes())) {
                 return Ok(value.clone());
             }
         }
@@ -354,7 +356,9 @@ fn commit_loop(s: &Shared) {
                     st.applied = last;
                     // What this round wrote is now in the storage, unless a later
                     // batch has written the key again since.
-                    st.overlay.retain(|_, (ticket, _)| *ticket > last);
+                    for writes in st.overlay.values_mut() {
+                        writes.retain(|_, (ticket, _)| *ticket > last);
+                    }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "applying a group of writes failed; refusing writes from now on");

@@ -153,10 +153,12 @@ impl Engine {
                 merchant,
                 EventKind::PointsEarned,
                 event.occurred_at,
-                serde_json::json!({
-                    "member": r.member, "event": r.event, "kind": r.kind,
-                    "points": earned, "credits": r.credited, "balance": r.balance,
-                }),
+                || {
+                    serde_json::json!({
+                        "member": r.member, "event": r.event, "kind": r.kind,
+                        "points": earned, "credits": r.credited, "balance": r.balance,
+                    })
+                },
             );
         }
         if let Some(from) = &r.tier.changed_from {
@@ -166,10 +168,12 @@ impl Engine {
                 merchant,
                 EventKind::TierChanged,
                 event.occurred_at,
-                serde_json::json!({
-                    "member": r.member, "event": r.event, "from": from,
-                    "to": r.tier.tier, "reason": r.tier.reason,
-                }),
+                || {
+                    serde_json::json!({
+                        "member": r.member, "event": r.event, "from": from,
+                        "to": r.tier.tier, "reason": r.tier.reason,
+                    })
+                },
             );
         }
     }

@@ -9,9 +9,11 @@
 //! 3. load the member and the merchant's active programme, and call its hooks with a
 //!    snapshot of the member (a fresh sandbox instance per hook);
 //! 4. apply the whole outcome — ledger lines, lots, balance, stats, tier change, plugin
-//!    state, perks, idempotency record — in one storage batch;
-//! 5. release the lock and wait for the group commit to make the batch durable: a
-//!    success is only returned once it is flushed.
+//!    state, perks, idempotency record — in one storage batch, queued to the group
+//!    commit (later reads see it at once);
+//! 5. release the lock and wait for the group commit to make the batch durable: one
+//!    committer applies everything queued as one atomic write and flushes once, and a
+//!    success is only returned once the flush covering it returns.
 //!
 //! A plugin failure or a refusal anywhere before step 4 writes nothing.
 //!
@@ -104,7 +106,7 @@ pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p);
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::domain::hex(&h.finalize())
 }
 
 /// Member ids: 1-128 printable ASCII characters without spaces or '/'.

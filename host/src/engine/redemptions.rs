@@ -171,11 +171,13 @@ impl Engine {
             merchant,
             EventKind::RedemptionCommitted,
             now,
-            serde_json::json!({
-                "redemption": r.id, "member": r.member, "partner": r.partner,
-                "reward": r.quote.reward, "points": r.quote.points, "cash": r.quote.cash,
-                "balance": r.balance,
-            }),
+            || {
+                serde_json::json!({
+                    "redemption": r.id, "member": r.member, "partner": r.partner,
+                    "reward": r.quote.reward, "points": r.quote.points, "cash": r.quote.cash,
+                    "balance": r.balance,
+                })
+            },
         );
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;

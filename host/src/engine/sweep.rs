@@ -139,7 +139,7 @@ impl Engine {
             }
             let mut batch = Batch::new();
             batch.put(Space::Webhooks, marker, Vec::new());
-            announce(&subs, &mut batch, merchant, n.kind, now, n.data);
+            announce(&subs, &mut batch, merchant, n.kind, now, || n.data);
             self.apply(batch)?;
             report.notices += 1;
         }

@@ -19,6 +19,7 @@
 //! `<hex>` is HMAC-SHA256 with the endpoint's secret over `"<t>.<body>"`, so a
 //! receiver can check both who sent it and that it is recent ([`verify_signature`]).
 
+use crate::domain::hex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,10 +40,6 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn mac(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {

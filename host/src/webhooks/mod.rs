@@ -299,14 +299,14 @@ pub(crate) fn new_id(prefix: &str) -> String {
 /// Add an outbox row for `kind` to `batch` when `merchant` has an endpoint that
 /// wants it. Called by the engine with the batch of the change itself, so the row
 /// exists exactly when the change does; the engine wakes the delivery worker once
-/// the batch is applied.
+/// the batch is applied. `data` builds the payload, only when it is wanted.
 pub fn announce(
     subs: &Subscriptions,
     batch: &mut Batch,
     merchant: &str,
     kind: EventKind,
     at: Timestamp,
-    data: serde_json::Value,
+    data: impl FnOnce() -> serde_json::Value,
 ) {
     if !subs.wants(merchant, kind) {
         return;
@@ -315,7 +315,7 @@ pub fn announce(
         id: new_id("evt_"),
         kind,
         created_at: at,
-        data,
+        data: data(),
     };
     batch.put(
         Space::Outbox,
