@@ -6,6 +6,7 @@
 //! `cargo bench -p loyalty-host --bench engine` (plugins built first with
 //! `plugins/build`). `MEMBERS`, `EVENTS` (per round), `ROUNDS` and `CONCURRENCY` set
 //! the size; the defaults are 50,000 members, 40,000 events, 5 rounds, 256 in flight.
+//! `THREADS` sets the plugin pool (default: the host's, 16 per core, 12 per merchant).
 
 mod common;
 
@@ -33,8 +34,19 @@ impl Program for OnePoint {
     }
 }
 
+/// The host's default options, with `THREADS` (if set) as the plugin pool's size and
+/// per-merchant bound.
+fn options() -> Options {
+    let mut options = Options::default();
+    if let Ok(n) = std::env::var("THREADS") {
+        options.threads = n.parse().expect("THREADS is a number");
+        options.per_merchant = options.threads;
+    }
+    options
+}
+
 fn native_engine(dir: &Path, programme: Arc<dyn loyalty_host::engine::Programme>) -> Arc<Engine> {
-    let options = Options::default();
+    let options = options();
     let engine = common::native_engine(dir, options.cache_bytes >> 20, options.threads, programme);
     engine
         .durable(engine.create_merchant(settings()).unwrap())
@@ -99,7 +111,7 @@ fn main() {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir_in(root.join("target")).unwrap())
         .collect();
-    let app = App::open(dirs[0].path(), &Options::default()).unwrap();
+    let app = App::open(dirs[0].path(), &options()).unwrap();
     app.ensure_merchant(settings(), &plugin, T0).unwrap();
     let setups: Vec<(&str, Arc<Engine>)> = vec![
         ("sandboxed airline", app.engine.clone()),
