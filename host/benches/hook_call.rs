@@ -16,20 +16,6 @@ use loyalty_sdk::Program;
 
 const NOW: i64 = 1_790_000_000;
 
-fn event_json() -> serde_json::Value {
-    serde_json::json!({
-        "id": "pnr-7KQ2XD", "occurred_at": NOW, "kind": "purchase",
-        "amount": { "minor": 61_240, "currency": "USD" },
-        "items": [
-            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
-            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
-            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
-        ],
-        "channel": "online", "payment": "card",
-        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
-    })
-}
-
 fn member_json() -> serde_json::Value {
     serde_json::json!({
         "id": "m-1001", "enrolled_at": 1_735_689_600, "tier": "platinum", "balance": 52_000,
@@ -45,7 +31,8 @@ fn bench(c: &mut Criterion) {
     let plugin = sandbox.load("airline-miles", &bytes).unwrap();
 
     let member: domain::MemberSnapshot = serde_json::from_value(member_json()).unwrap();
-    let event: domain::Event = serde_json::from_value(event_json()).unwrap();
+    let event: domain::Event =
+        serde_json::from_value(loyalty_tests::flight("pnr-7KQ2XD", NOW)).unwrap();
     let wit_member = convert::member(&member).unwrap();
     let wit_event = convert::event(&event).unwrap();
     let wit_ctx = wit::Context {

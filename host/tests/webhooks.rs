@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
 use common::{NOW, plugin_bytes};
+use loyalty_tests::{eventually, wall_clock};
 
 const DAY: i64 = 86_400;
 
@@ -144,28 +145,6 @@ impl Receiver {
 }
 
 // --- the host -------------------------------------------------------------------------
-
-fn wall_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Wait (up to a minute; never a timing assertion) until `f` gives something.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// Short waits so retries happen within a test.
 fn fast() -> WebhookOptions {
@@ -341,10 +320,7 @@ fn a_purchase_that_earns_points_delivers_a_signed_points_earned_webhook() {
     assert!(earned > 0, "{result:?}");
 
     let got = eventually("the webhook", || {
-        receiver
-            .got()
-            .into_iter()
-            .find(|r| r.kind() == "points.earned")
+        receiver.got_kind("points.earned").into_iter().next()
     });
     assert_eq!(got.header("content-type"), "application/json");
     assert_signed(&secret, &got);

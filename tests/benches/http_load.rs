@@ -26,14 +26,8 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use loyalty_tests::http::{Server, merchant};
+use loyalty_tests::{env_number as env, flight};
 use serde_json::json;
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A keep-alive HTTP/1.1 connection.
 struct Conn {
@@ -86,20 +80,6 @@ async fn bare_server() -> SocketAddr {
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
     addr
-}
-
-fn flight(id: &str, at: i64) -> serde_json::Value {
-    json!({
-        "id": id, "occurred_at": at, "kind": "purchase",
-        "amount": { "minor": 61_240, "currency": "USD" },
-        "items": [
-            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
-            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
-            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
-        ],
-        "channel": "online", "payment": "card",
-        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
-    })
 }
 
 /// One phase's figures.

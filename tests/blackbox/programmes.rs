@@ -9,9 +9,8 @@
 //! a perk or a weekly count to be current date them in a quiet stretch of the current
 //! week, month and year ([`recent`]).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use loyalty_tests::http::{self, Answer, Client, Merchant, Server};
+use loyalty_tests::wall_clock;
 use serde_json::{Value, json};
 
 const MINUTE: i64 = 60;
@@ -88,14 +87,6 @@ fn week_key(ts: i64) -> String {
 fn month_key(ts: i64) -> String {
     let (y, m, _) = date(ts);
     format!("{y:04}-{m:02}")
-}
-
-/// The server's clock, near enough: both run on this machine.
-fn wall_clock() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs() as i64
 }
 
 /// A moment from which an hour of events stays in the current ISO week, month and

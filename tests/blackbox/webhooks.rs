@@ -8,10 +8,11 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use loyalty_tests::http::{self, Merchant, Server};
+use loyalty_tests::{eventually, wall_clock};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -97,28 +98,6 @@ impl Receiver {
     }
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Wait (up to a minute) until `f` gives something.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn register(m: &Merchant, url: &str, events: &[&str]) -> (String, String) {
     let e = m
         .client
@@ -169,7 +148,7 @@ fn signature_holds(secret: &str, r: &Received) -> bool {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    expected == v1 && (now() - t.parse::<i64>().unwrap_or(0)).abs() < 300
+    expected == v1 && (wall_clock() - t.parse::<i64>().unwrap_or(0)).abs() < 300
 }
 
 #[test]
@@ -182,18 +161,18 @@ fn a_failing_receiver_gets_signed_retries_until_it_recovers() {
     a.client
         .post(
             &a.path("/members"),
-            &json!({"member": "alice", "enrolled_at": now()}),
+            &json!({"member": "alice", "enrolled_at": wall_clock()}),
         )
         .expect(201);
     quiet
         .client
         .post(
             &quiet.path("/members"),
-            &json!({"member": "alice", "enrolled_at": now()}),
+            &json!({"member": "alice", "enrolled_at": wall_clock()}),
         )
         .expect(201);
-    flight(&quiet, "alice", "q1", 50_000, now());
-    flight(&a, "alice", "f1", 50_000, now());
+    flight(&quiet, "alice", "q1", 50_000, wall_clock());
+    flight(&a, "alice", "f1", 50_000, wall_clock());
 
     // While failing: pending, with the attempts and the last error visible.
     let pending = eventually("a failed attempt", || {
@@ -234,7 +213,7 @@ fn a_failing_receiver_gets_signed_retries_until_it_recovers() {
     assert_eq!(body["data"]["points"], 2_500);
 
     // Reaching Gold announces the tier change.
-    flight(&a, "alice", "f2", 800_000, now());
+    flight(&a, "alice", "f2", 800_000, wall_clock());
     let tier = eventually("tier.changed", || {
         receiver
             .got()
@@ -266,10 +245,10 @@ fn a_receiver_that_never_answers_ends_failed_and_deleting_stops_deliveries() {
     a.client
         .post(
             &a.path("/members"),
-            &json!({"member": "bob", "enrolled_at": now()}),
+            &json!({"member": "bob", "enrolled_at": wall_clock()}),
         )
         .expect(201);
-    flight(&a, "bob", "f1", 10_000, now());
+    flight(&a, "bob", "f1", 10_000, wall_clock());
     let failed = eventually("the delivery to fail", || {
         deliveries(&a).into_iter().find(|d| d["status"] == "failed")
     });
@@ -304,7 +283,7 @@ fn a_receiver_that_never_answers_ends_failed_and_deleting_stops_deliveries() {
             .status,
         404
     );
-    flight(&a, "bob", "f2", 10_000, now());
+    flight(&a, "bob", "f2", 10_000, wall_clock());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
         deliveries(&a).len(),
@@ -326,10 +305,10 @@ fn a_pending_delivery_survives_the_host_being_killed() {
     a.client
         .post(
             &a.path("/members"),
-            &json!({"member": "cy", "enrolled_at": now()}),
+            &json!({"member": "cy", "enrolled_at": wall_clock()}),
         )
         .expect(201);
-    flight(&a, "cy", "f1", 10_000, now());
+    flight(&a, "cy", "f1", 10_000, wall_clock());
     eventually("the first attempt", || {
         (!receiver.got().is_empty()).then_some(())
     });
@@ -371,7 +350,7 @@ fn the_sweep_announces_expiring_points_and_lapsing_members_once() {
     let (_, secret) = register(&a, &receiver.url(), &["points.expiring", "member.lapsing"]);
     // A flight about 35 months ago: its miles expire at the end of the 36th month
     // after it, within the next 60 days; and nothing was bought since.
-    let long_ago = now() - 35 * 30 * 86_400 - 20 * 86_400;
+    let long_ago = wall_clock() - 35 * 30 * 86_400 - 20 * 86_400;
     a.client
         .post(
             &a.path("/members"),

@@ -7,6 +7,7 @@ pub mod http;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -79,6 +80,55 @@ impl Run {
             .unwrap_or_else(|e| panic!("stderr is not a JSON error ({e}): {self:?}"));
         v["error"].clone()
     }
+}
+
+/// The wall clock in Unix seconds (the server under test runs on this machine, so
+/// its clock is the same, near enough).
+pub fn wall_clock() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// Wait (up to a minute; never a timing assertion) until `f` gives something; `what`
+/// names it if it never does.
+pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The number in the environment variable `name`, or `default` (benchmark sizes).
+pub fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The purchase the benchmarks post, as the API takes it: a flight bought online, a
+/// fare with carrier surcharge and tax.
+pub fn flight(id: &str, at: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "occurred_at": at, "kind": "purchase",
+        "amount": { "minor": 61_240, "currency": "USD" },
+        "items": [
+            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
+            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
+            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
+        ],
+        "channel": "online", "payment": "card",
+        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
+    })
 }
 
 /// `loyalty run <plugin> <hook> --input - --compact --json-errors [extra...]` with

@@ -15,12 +15,7 @@ use loyalty_host::storage::{SledStorage, Storage};
 pub const T0: i64 = 1_790_000_000;
 
 /// The number in the environment variable `name`, or `default`.
-pub fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+pub use loyalty_tests::env_number as env;
 
 /// Merchant "air", in USD.
 pub fn settings() -> MerchantSettings {
@@ -37,18 +32,7 @@ pub fn settings() -> MerchantSettings {
 
 /// A flight bought online: fare, carrier surcharge and tax.
 pub fn flight(id: String, at: i64) -> Event {
-    serde_json::from_value(serde_json::json!({
-        "id": id, "occurred_at": at, "kind": "purchase",
-        "amount": { "minor": 61_240, "currency": "USD" },
-        "items": [
-            { "sku": "JFK-LAX", "category": "fare", "amount": 50_000 },
-            { "sku": "YQ", "category": "surcharge", "amount": 5_000 },
-            { "sku": "US-TAX", "category": "tax", "amount": 6_240 }
-        ],
-        "channel": "online", "payment": "card",
-        "attributes": { "route": "JFK-LAX", "cabin": "economy" }
-    }))
-    .unwrap()
+    serde_json::from_value(loyalty_tests::flight(&id, at)).expect("the flight is an event")
 }
 
 /// An engine on sled in `dir` (a `cache_mib` page cache) whose merchant "air" runs

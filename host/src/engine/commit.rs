@@ -419,6 +419,7 @@ fn commit_loop(s: &Shared) {
 mod tests {
     use super::*;
     use crate::storage::SledStorage;
+    use crate::storage::intercept::Intercept;
 
     fn key(i: u64) -> Key {
         Key::merchant("m", &[format!("k{i}").as_bytes()])
@@ -516,38 +517,12 @@ mod tests {
     /// Storage whose writes fail.
     struct Broken(SledStorage);
 
-    impl Storage for Broken {
-        fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
-            self.0.get(space, key)
-        }
-        fn scan_page(
-            &self,
-            space: Space,
-            merchant: &str,
-            prefix: &[&[u8]],
-            after: Option<&Key>,
-            limit: usize,
-            reverse: bool,
-        ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
-            self.0
-                .scan_page(space, merchant, prefix, after, limit, reverse)
-        }
-        fn visit(
-            &self,
-            space: Space,
-            merchant: &str,
-            visit: &mut dyn FnMut(&Key, &[u8]) -> bool,
-        ) -> Result<(), StorageError> {
-            self.0.visit(space, merchant, visit)
-        }
-        fn merchants(&self, space: Space) -> Result<Vec<String>, StorageError> {
-            self.0.merchants(space)
+    impl Intercept for Broken {
+        fn inner(&self) -> &SledStorage {
+            &self.0
         }
         fn apply(&self, _: Batch) -> Result<(), StorageError> {
             Err(StorageError::Backend("disk on fire".into()))
-        }
-        fn flush(&self) -> Result<(), StorageError> {
-            self.0.flush()
         }
     }
 

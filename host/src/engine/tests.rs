@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::native::Native;
 use super::*;
 use crate::domain::Event;
+use crate::storage::intercept::Intercept;
 use crate::storage::{SledStorage, StorageError};
 
 /// Storage that numbers applies, remembers which apply last wrote each member
@@ -28,32 +29,9 @@ impl Spy {
     }
 }
 
-impl Storage for Spy {
-    fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(space, key)
-    }
-    fn scan_page(
-        &self,
-        space: Space,
-        merchant: &str,
-        prefix: &[&[u8]],
-        after: Option<&Key>,
-        limit: usize,
-        reverse: bool,
-    ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
-        self.inner
-            .scan_page(space, merchant, prefix, after, limit, reverse)
-    }
-    fn visit(
-        &self,
-        space: Space,
-        merchant: &str,
-        visit: &mut dyn FnMut(&Key, &[u8]) -> bool,
-    ) -> Result<(), StorageError> {
-        self.inner.visit(space, merchant, visit)
-    }
-    fn merchants(&self, space: Space) -> Result<Vec<String>, StorageError> {
-        self.inner.merchants(space)
+impl Intercept for Spy {
+    fn inner(&self) -> &SledStorage {
+        &self.inner
     }
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         let mut members = self.members.lock().unwrap();

@@ -239,3 +239,67 @@ pub trait Storage: Send + Sync + 'static {
     /// Make everything applied so far durable (survive a crash or power loss).
     fn flush(&self) -> Result<(), StorageError>;
 }
+
+/// For tests: storage whose reads go to a [`SledStorage`] and whose writes a test can
+/// intercept (to count them, or make them fail).
+#[cfg(test)]
+pub(crate) mod intercept {
+    use super::{Batch, Key, SledStorage, Space, Storage, StorageError};
+
+    /// A test's storage: reads go to [`Intercept::inner`]; `apply` and `flush` too
+    /// unless the test overrides them.
+    pub(crate) trait Intercept: Send + Sync + 'static {
+        /// The storage underneath.
+        fn inner(&self) -> &SledStorage;
+
+        /// Apply a batch (by default, to the storage underneath).
+        fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+            self.inner().apply(batch)
+        }
+
+        /// Flush (by default, the storage underneath).
+        fn flush(&self) -> Result<(), StorageError> {
+            self.inner().flush()
+        }
+    }
+
+    impl<T: Intercept> Storage for T {
+        fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
+            self.inner().get(space, key)
+        }
+
+        fn scan_page(
+            &self,
+            space: Space,
+            merchant: &str,
+            prefix: &[&[u8]],
+            after: Option<&Key>,
+            limit: usize,
+            reverse: bool,
+        ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
+            self.inner()
+                .scan_page(space, merchant, prefix, after, limit, reverse)
+        }
+
+        fn visit(
+            &self,
+            space: Space,
+            merchant: &str,
+            visit: &mut dyn FnMut(&Key, &[u8]) -> bool,
+        ) -> Result<(), StorageError> {
+            self.inner().visit(space, merchant, visit)
+        }
+
+        fn merchants(&self, space: Space) -> Result<Vec<String>, StorageError> {
+            self.inner().merchants(space)
+        }
+
+        fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+            Intercept::apply(self, batch)
+        }
+
+        fn flush(&self) -> Result<(), StorageError> {
+            Intercept::flush(self)
+        }
+    }
+}

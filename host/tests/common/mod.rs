@@ -1,24 +1,14 @@
 //! Helpers shared by the host's integration tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use loyalty_host::domain;
 use loyalty_host::sandbox::bindings::loyalty::program::types as wit;
 use loyalty_host::sandbox::convert;
 
 /// A compiled plugin's bytes (`LOYALTY_PLUGIN_DIR` overrides `target/plugins`).
 pub fn plugin_bytes(name: &str) -> Vec<u8> {
-    let dir = std::env::var_os("LOYALTY_PLUGIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins"));
-    let path = dir.join(format!("{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} is missing ({e}); build the plugins first with `plugins/build`",
-            path.display()
-        )
-    })
+    let path = loyalty_tests::plugin(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// 2026-09-21T13:46:40Z.
