@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use loyalty_host::domain::{Event, RedemptionRequest};
 use loyalty_host::engine::{
-    Adjustment, Budget, BudgetPeriod, Engine, EngineError, EnrolRequest, MemberStatus,
-    MerchantSettings, OnExceed, PointValue, ProfileUpdate, QuoteAnswer, RedemptionStatus,
+    Adjustment, Budget, BudgetPeriod, Engine, EngineError, EnrolRequest, MemberStatus, OnExceed,
+    PointValue, ProfileUpdate, QuoteAnswer, RedemptionStatus,
 };
 use loyalty_host::ledger::LineKind;
 use loyalty_host::pool::PluginPool;
@@ -19,7 +19,7 @@ use loyalty_host::registry::{Registry, cache_dir};
 use loyalty_host::sandbox::{Limits, Sandbox};
 use loyalty_host::storage::{SledStorage, Storage};
 
-use common::{NOW, plugin_bytes};
+use common::{NOW, merchant_settings as merchant, plugin_bytes};
 
 const DAY: i64 = 86_400;
 
@@ -39,18 +39,6 @@ fn open(dir: &Path) -> (Arc<Registry>, Arc<Engine>) {
     let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(30)));
     let engine = Arc::new(Engine::new(storage, registry.clone(), pool));
     (registry, engine)
-}
-
-fn merchant(id: &str) -> MerchantSettings {
-    MerchantSettings {
-        id: id.into(),
-        name: format!("{id} inc."),
-        currency: "USD".into(),
-        created_at: NOW,
-        config: None,
-        point_value: None,
-        budget: None,
-    }
 }
 
 impl Harness {

@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use loyalty_host::app::{App, Options};
 use loyalty_host::domain::{Event, Money, RedemptionRequest};
-use loyalty_host::engine::{EnrolRequest, EventResult, MerchantSettings, QuoteAnswer};
+use loyalty_host::engine::{EnrolRequest, EventResult, QuoteAnswer};
 use loyalty_host::storage::Space;
 use loyalty_host::webhooks::{
     Delivery, DeliveryStatus, EndpointRequest, EventKind, SignatureError, WebhookError,
@@ -29,7 +29,7 @@ use loyalty_host::webhooks::{
 use serde_json::{Value, json};
 use tokio::runtime::Runtime;
 
-use common::{NOW, plugin_bytes};
+use common::{NOW, merchant_settings, plugin_bytes};
 use loyalty_tests::{eventually, wall_clock};
 
 const DAY: i64 = 86_400;
@@ -188,15 +188,7 @@ impl Host {
 
     /// Merchant `id` running `plugin`.
     fn merchant(&self, id: &str, plugin: &str) {
-        let settings = MerchantSettings {
-            id: id.into(),
-            name: format!("{id} inc."),
-            currency: "USD".into(),
-            created_at: NOW,
-            config: None,
-            point_value: None,
-            budget: None,
-        };
+        let settings = merchant_settings(id);
         self.app
             .ensure_merchant(settings, &plugin_bytes(plugin), NOW)
             .unwrap();

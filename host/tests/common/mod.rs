@@ -14,6 +14,20 @@ pub fn plugin_bytes(name: &str) -> Vec<u8> {
 /// 2026-09-21T13:46:40Z.
 pub const NOW: i64 = 1_790_000_000;
 
+/// Merchant `id` ("`id` inc."), in USD, created at [`NOW`], with no config, point
+/// value or budget.
+pub fn merchant_settings(id: &str) -> loyalty_host::engine::MerchantSettings {
+    loyalty_host::engine::MerchantSettings {
+        id: id.into(),
+        name: format!("{id} inc."),
+        currency: "USD".into(),
+        created_at: NOW,
+        config: None,
+        point_value: None,
+        budget: None,
+    }
+}
+
 /// A member with nothing yet.
 pub fn member() -> wit::Member {
     convert::member(&domain::MemberSnapshot {
