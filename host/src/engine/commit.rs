@@ -321,7 +321,7 @@ fn wait<'a, T>(c: &Condvar, g: std::sync::MutexGuard<'a, T>) -> std::sync::Mutex
 fn commit_loop(s: &Shared) {
     loop {
         // Take a round: everything queued (up to MAX_ROUND batches), or wait for some.
-        let (round, last) = {
+        let (taken, last) = {
             let mut st = lock(&s.state);
             loop {
                 if !st.queue.is_empty() {
@@ -337,16 +337,17 @@ fn commit_loop(s: &Shared) {
                 st = wait(&s.work, st);
             }
             let n = st.queue.len().min(MAX_ROUND);
-            let mut round = Batch::new();
-            let mut last = st.applied;
-            for (ticket, batch) in st.queue.drain(..n) {
-                round.ops.extend(batch.ops);
-                last = ticket;
-            }
-            (round, last)
+            let taken: Vec<(u64, Batch)> = st.queue.drain(..n).collect();
+            let last = taken.last().map_or(st.applied, |(ticket, _)| *ticket);
+            (taken, last)
         };
         // Writers waiting for queue space may go on.
         s.progress.notify_all();
+        // Merged outside the lock, so reads and new writes are not held up meanwhile.
+        let mut round = Batch::new();
+        for (_, batch) in taken {
+            round.ops.extend(batch.ops);
+        }
         if !round.is_empty() {
             let result = s.storage.apply(round);
             s.rounds.fetch_add(1, Ordering::Relaxed);
