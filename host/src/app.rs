@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::domain::Timestamp;
 use crate::engine::{Engine, EngineError, MerchantSettings};
+use crate::jobs::Jobs;
 use crate::pool::PluginPool;
 use crate::registry::{Registry, RegistryError, cache_dir};
 use crate::sandbox::{Limits, LoadError, Sandbox};
@@ -77,6 +78,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// The webhooks (start their delivery worker with [`Webhooks::spawn`]).
     pub webhooks: Arc<Webhooks>,
+    /// Background jobs (simulations, imports).
+    pub jobs: Arc<Jobs>,
 }
 
 impl App {
@@ -98,12 +101,16 @@ impl App {
         // what one layer writes the others read at once.
         let storage = engine.storage().clone();
         let webhooks = Arc::new(Webhooks::new(engine.clone(), options.webhooks.clone())?);
+        let jobs = Arc::new(Jobs::open(storage.clone(), crate::api::now)?);
+        // Uploads a stopped server was still receiving.
+        let _ = std::fs::remove_dir_all(dir.join("spool"));
         Ok(App {
             dir: dir.to_path_buf(),
             storage,
             registry,
             engine,
             webhooks,
+            jobs,
         })
     }
 

@@ -3,9 +3,13 @@
 //!
 //! # Layout
 //!
+//! - [`analytics`]: repeat customers, lapsed members, NPS, tiers, points, liability
+//!   and budget, in one pass over the members.
 //! - [`api`]: the HTTP API: routes, keys and scopes, schema-checked bodies,
 //!   problem+json errors, idempotency keys, OpenAPI, metrics.
 //! - [`server`]: `loyalty serve`: the listener, graceful shutdown, the demo merchant.
+//! - [`client`]: the command line's HTTP client for simulations and imports on a
+//!   running server, with a progress bar.
 //! - [`app`]: opening a data directory: storage, registry, pool and engine wired.
 //! - [`domain`]: the host's data types for members, events and plugin decisions, in
 //!   the JSON shape the runner, the API and storage use. Pure data.
@@ -15,12 +19,18 @@
 //!   refunds, tiers, perks, redemptions, budget; idempotent, atomic, durable (group
 //!   commit).
 //! - [`import`]: a stream of operations in, durable acknowledgements out.
+//! - [`bulk`]: bulk import of members (balances, tiers, attributes) from JSONL or CSV,
+//!   row by row, idempotent, in large batches.
+//! - [`jobs`]: background jobs (simulations, imports) with progress, cancellation
+//!   and a stored record that outlives the process.
 //! - [`ledger`]: a member's points as lots, with spending by earliest expiry,
 //!   proportional refunds, explicit debt, expiry and adjustments. Pure logic.
 //! - [`pool`]: the bounded blocking threads guest code runs on, with a per-merchant
 //!   concurrency bound.
 //! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
 //!   activation and rollback, and the on-disk cache of compiled artefacts.
+//! - [`simulate`]: replaying history through a candidate programme and the active one
+//!   in scratch state, side by side.
 //! - [`stats`]: a member's activity in monthly buckets, giving the contract's
 //!   calendar-year, rolling-12-month and membership-year totals. Pure logic.
 //! - [`storage`]: the one storage interface and its sled implementation.
@@ -29,17 +39,22 @@
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
+pub mod analytics;
 pub mod api;
 pub mod app;
+pub mod bulk;
+pub mod client;
 pub mod domain;
 pub mod engine;
 pub mod import;
+pub mod jobs;
 pub mod ledger;
 pub mod pool;
 pub mod registry;
 pub mod runner;
 pub mod sandbox;
 pub mod server;
+pub mod simulate;
 pub mod stats;
 pub mod storage;
 pub mod webhooks;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use loyalty_host::app::{App, Options};
+use loyalty_host::client::Client;
 use loyalty_host::engine::MerchantSettings;
 use loyalty_host::import;
 use loyalty_host::runner::{self, RunInput};
@@ -32,6 +33,56 @@ enum Command {
     Import(ImportArgs),
     /// Check a merchant's stored state: ledgers sum to balances, events are whole.
     Check(CheckArgs),
+    /// Simulate a candidate programme version on a running server's recorded history
+    /// (or a history file), following the job with a progress bar; prints the
+    /// side-by-side report as JSON.
+    Simulate(SimulateArgs),
+    /// Import members from a JSON-lines or CSV file into a running server, following
+    /// the job with a progress bar; prints the import report as JSON.
+    ImportMembers(ImportMembersArgs),
+}
+
+/// Where the server is and whose key to use.
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// The server's address.
+    #[arg(long, env = "LOYALTY_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A merchant key.
+    #[arg(long, env = "LOYALTY_KEY", hide_env_values = true)]
+    key: String,
+    /// The merchant.
+    #[arg(long)]
+    merchant: String,
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The candidate version (uploaded, not necessarily active).
+    #[arg(long)]
+    candidate: String,
+    /// Replay history from this time (seconds since the epoch).
+    #[arg(long)]
+    from: Option<i64>,
+    /// Up to this time (exclusive).
+    #[arg(long)]
+    to: Option<i64>,
+    /// A JSON file with the candidate's config.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Replay this history file (one recorded operation per line) instead.
+    #[arg(long)]
+    history: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ImportMembersArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The file: `.csv` is CSV, anything else JSON lines.
+    file: PathBuf,
 }
 
 /// The limits of every plugin call, shared by `serve` and `run`.
@@ -192,6 +243,116 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Import(args) => import(args),
         Command::Check(args) => check(args),
+        Command::Simulate(args) => simulate(args),
+        Command::ImportMembers(args) => import_members(args),
+    }
+}
+
+fn fail(why: String) -> ExitCode {
+    eprintln!("error: {why}");
+    ExitCode::FAILURE
+}
+
+/// Follow `job` to its end and print its result; failure unless it is done.
+fn finish(client: &Client, merchant: &str, job: &serde_json::Value) -> ExitCode {
+    let id = job["id"].as_str().unwrap_or_default();
+    eprintln!("job {id}");
+    let ended = match client.follow(merchant, id, &mut std::io::stderr()) {
+        Ok(j) => j,
+        Err(e) => return fail(e),
+    };
+    if ended["status"] != "done" {
+        return fail(format!(
+            "the job ended {}: {}",
+            ended["status"].as_str().unwrap_or_default(),
+            ended["error"].as_str().unwrap_or_default()
+        ));
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&ended["result"]).unwrap_or_default()
+    );
+    ExitCode::SUCCESS
+}
+
+fn simulate(args: SimulateArgs) -> ExitCode {
+    let s = &args.server;
+    let client = match Client::new(&s.server, &s.key) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut req = serde_json::json!({"candidate": args.candidate});
+    if let Some(f) = args.from {
+        req["from"] = f.into();
+    }
+    if let Some(t) = args.to {
+        req["to"] = t.into();
+    }
+    if let Some(path) = &args.config {
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                serde_json::from_slice::<serde_json::Value>(&b).map_err(|e| e.to_string())
+            }) {
+            Ok(c) => req["config"] = c,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        }
+    }
+    if let Some(path) = &args.history {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => return fail(format!("{}: {e}", path.display())),
+        };
+        let uploaded = client.call(
+            "POST",
+            &format!("/v1/merchants/{}/histories", s.merchant),
+            Some("application/x-ndjson"),
+            &bytes,
+        );
+        match uploaded {
+            Ok(f) => req["history"] = f["id"].clone(),
+            Err(e) => return fail(e),
+        }
+    }
+    let body = req.to_string();
+    match client.call(
+        "POST",
+        &format!("/v1/merchants/{}/simulations", s.merchant),
+        Some("application/json"),
+        body.as_bytes(),
+    ) {
+        Ok(job) => finish(&client, &s.merchant, &job),
+        Err(e) => fail(e),
+    }
+}
+
+fn import_members(args: ImportMembersArgs) -> ExitCode {
+    let s = &args.server;
+    let client = match Client::new(&s.server, &s.key) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let bytes = match std::fs::read(&args.file) {
+        Ok(b) => b,
+        Err(e) => return fail(format!("{}: {e}", args.file.display())),
+    };
+    let csv = args
+        .file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let content_type = if csv {
+        "text/csv"
+    } else {
+        "application/x-ndjson"
+    };
+    match client.call(
+        "POST",
+        &format!("/v1/merchants/{}/imports", s.merchant),
+        Some(content_type),
+        &bytes,
+    ) {
+        Ok(job) => finish(&client, &s.merchant, &job),
+        Err(e) => fail(e),
     }
 }
 

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Stats, Timestamp, Totals};
+use crate::ledger::LineKind;
 use loyalty_sdk::time;
 
 /// Months of buckets kept: enough for the previous calendar year in December.
@@ -21,6 +22,72 @@ pub fn month_index(ts: Timestamp) -> i32 {
     d.year * 12 + i32::from(d.month) - 1
 }
 
+/// Points movements, from the ledger lines (kept for analytics; plugins do not see
+/// them). All are magnitudes except `adjusted`, which is signed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flows {
+    /// Points credited (earned, bonuses, imported balances).
+    pub issued: i64,
+    /// Points spent on redemptions, less cancelled redemptions.
+    pub redeemed: i64,
+    /// Points that expired.
+    pub expired: i64,
+    /// Points refunds took back.
+    pub reversed: i64,
+    /// Manual adjustments (signed).
+    pub adjusted: i64,
+}
+
+impl Flows {
+    /// Add `other`.
+    pub fn add(&mut self, other: &Flows) {
+        self.issued += other.issued;
+        self.redeemed += other.redeemed;
+        self.expired += other.expired;
+        self.reversed += other.reversed;
+        self.adjusted += other.adjusted;
+    }
+
+    fn line(&mut self, kind: LineKind, points: i64) {
+        match kind {
+            LineKind::Earn => self.issued += points,
+            LineKind::Redeem => self.redeemed -= points,
+            LineKind::CancelRedemption => self.redeemed -= points,
+            LineKind::Expire => self.expired -= points,
+            LineKind::Refund => self.reversed -= points,
+            LineKind::Adjust => self.adjusted += points,
+        }
+    }
+}
+
+/// Survey answers (0-10) in the Net Promoter Score's groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Survey {
+    /// Scores of 9 and 10.
+    pub promoters: u32,
+    /// Scores of 7 and 8.
+    pub passives: u32,
+    /// Scores of 0 to 6.
+    pub detractors: u32,
+}
+
+impl Survey {
+    /// Add `other`.
+    pub fn add(&mut self, other: &Survey) {
+        self.promoters += other.promoters;
+        self.passives += other.passives;
+        self.detractors += other.detractors;
+    }
+
+    fn answer(&mut self, score: u8) {
+        match score {
+            9.. => self.promoters += 1,
+            7 | 8 => self.passives += 1,
+            _ => self.detractors += 1,
+        }
+    }
+}
+
 /// One month's activity.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
@@ -28,6 +95,10 @@ pub struct Bucket {
     pub month: i32,
     /// Its totals.
     pub totals: Totals,
+    /// Its points movements.
+    pub flows: Flows,
+    /// Its survey answers.
+    pub survey: Survey,
 }
 
 /// What one event adds to the statistics (signed: refunds subtract).
@@ -54,6 +125,10 @@ pub struct ActivityStats {
     pub last_activity: Option<Timestamp>,
     /// Last purchase.
     pub last_purchase: Option<Timestamp>,
+    /// Points movements since enrolment.
+    pub lifetime_flows: Flows,
+    /// Survey answers since enrolment.
+    pub lifetime_survey: Survey,
 }
 
 fn add(t: &mut Totals, a: &Activity) {
@@ -85,25 +160,50 @@ impl ActivityStats {
         if activity.purchase {
             self.last_purchase = Some(self.last_purchase.map_or(at, |l| l.max(at)));
         }
+        if let Some(b) = self.bucket(at) {
+            add(&mut b.totals, &activity);
+        }
+    }
+
+    /// Record a ledger line of `points` (signed) of `kind` at `at`.
+    pub fn record_line(&mut self, at: Timestamp, kind: LineKind, points: i64) {
+        self.lifetime_flows.line(kind, points);
+        if let Some(b) = self.bucket(at) {
+            b.flows.line(kind, points);
+        }
+    }
+
+    /// Record a survey answer `score` (0-10) at `at`.
+    pub fn record_survey(&mut self, at: Timestamp, score: u8) {
+        self.lifetime_survey.answer(score);
+        if let Some(b) = self.bucket(at) {
+            b.survey.answer(score);
+        }
+    }
+
+    /// The bucket of `at`'s month (made when missing; months that have left every
+    /// window are dropped), or `None` when that month is older than every window.
+    fn bucket(&mut self, at: Timestamp) -> Option<&mut Bucket> {
         let month = month_index(at);
         let newest = self.months.last().map_or(month, |b| b.month.max(month));
         if month <= newest - MONTHS_KEPT {
-            return;
+            return None;
         }
-        match self.months.binary_search_by_key(&month, |b| b.month) {
-            Ok(i) => add(&mut self.months[i].totals, &activity),
-            Err(i) => {
-                let mut b = Bucket {
-                    month,
-                    totals: Totals::default(),
-                };
-                add(&mut b.totals, &activity);
-                self.months.insert(i, b);
-            }
-        }
-        // Drop months that have left every window.
-        let newest = self.months.last().map_or(month, |b| b.month);
         self.months.retain(|b| b.month > newest - MONTHS_KEPT);
+        let i = match self.months.binary_search_by_key(&month, |b| b.month) {
+            Ok(i) => i,
+            Err(i) => {
+                self.months.insert(
+                    i,
+                    Bucket {
+                        month,
+                        ..Bucket::default()
+                    },
+                );
+                i
+            }
+        };
+        Some(&mut self.months[i])
     }
 
     /// The contract's view at `now` for a member who enrolled at `enrolled_at`.

@@ -3,6 +3,8 @@
 
 mod api;
 mod crash;
+mod dashboard;
+mod design;
 mod programmes;
 mod runner;
 mod webhooks;

@@ -122,6 +122,97 @@ impl FromRequest<Api> for Wasm {
     }
 }
 
+/// A data file upload (bulk imports, history files), streamed to a spool file under
+/// the data directory: JSON lines (`application/x-ndjson`, `application/jsonl`) or
+/// CSV (`text/csv`), at most [`super::Limits::data_body`] bytes. The file is the
+/// handler's to move or remove.
+pub struct DataFile {
+    /// Where the body was written.
+    pub path: std::path::PathBuf,
+    /// Its format, from the content type.
+    pub format: crate::bulk::Format,
+    /// Its size.
+    pub bytes: u64,
+}
+
+impl FromRequest<Api> for DataFile {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, api: &Api) -> Result<Self, ApiError> {
+        use http_body_util::BodyExt;
+        use std::io::Write;
+        let format = match content_type(req.headers()).as_deref() {
+            Some("application/x-ndjson" | "application/jsonl") => crate::bulk::Format::Jsonl,
+            Some("text/csv") => crate::bulk::Format::Csv,
+            other => {
+                return Err(unsupported(
+                    "application/x-ndjson or text/csv",
+                    other.map(str::to_string),
+                ));
+            }
+        };
+        let limit = api.limits().data_body;
+        let dir = api.dir().join("spool");
+        let internal = |e: std::io::Error| ApiError::internal(format!("spool file: {e}"));
+        std::fs::create_dir_all(&dir).map_err(internal)?;
+        let name = format!(
+            "upload-{}",
+            crate::engine::random_code(16).map_err(|e| ApiError::internal(e.to_string()))?
+        );
+        let path = dir.join(name);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(internal)?);
+        let mut body = req.into_body();
+        let mut bytes = 0u64;
+        let failed = |path: &std::path::Path, e: ApiError| {
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        };
+        while let Some(frame) = body.frame().await {
+            let frame = match frame {
+                Ok(f) => f,
+                Err(e) => {
+                    return failed(
+                        &path,
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "unreadable-body",
+                            "The body could not be read",
+                            e.to_string(),
+                        ),
+                    );
+                }
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            bytes += data.len() as u64;
+            if bytes > limit as u64 {
+                return failed(
+                    &path,
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body-too-large",
+                        "The body is too large",
+                        format!("the body is over the limit of {limit} bytes"),
+                    ),
+                );
+            }
+            // A page-cache write of one frame: too short to be worth a thread hop.
+            if let Err(e) = tokio::task::block_in_place(|| file.write_all(&data)) {
+                return failed(&path, internal(e));
+            }
+        }
+        if let Err(e) = file.flush() {
+            return failed(&path, internal(e));
+        }
+        Ok(DataFile {
+            path,
+            format,
+            bytes,
+        })
+    }
+}
+
 /// A query string of type `T`; unknown or malformed parameters are refused.
 pub struct Query<T>(pub T);
 

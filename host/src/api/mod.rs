@@ -8,10 +8,11 @@
 //! `schemas/` before a handler sees them ([`extract`], [`schemas`]); every error is
 //! an RFC 9457 problem ([`problem`]). Writes may carry an `Idempotency-Key`
 //! ([`idempotency`]). [`openapi`] is the OpenAPI 3.1 description of exactly these
-//! routes.
+//! routes. `dashboard` serves the merchants' read-only dashboard page, which
+//! reads the analytics and simulation jobs through these same routes.
 //!
 //! Limits (all set in [`Limits`]): JSON bodies up to 64 KiB, plugin uploads up to
-//! 4 MiB (the registry's own limit, 2 MiB by default, answers first with the exact
+//! 4 MiB, data files (imports, histories) up to 1 GiB streamed to disk (the registry's own limit, 2 MiB by default, answers first with the exact
 //! size), 30 s per request. Unknown fields in a body are refused, never ignored.
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ use crate::storage::Storage;
 
 mod activity;
 pub mod auth;
+mod dashboard;
+mod design;
 pub mod extract;
 mod hooks;
 pub mod idempotency;
@@ -57,6 +60,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How long a redemption quote can be committed.
     pub quote_ttl: i64,
+    /// Largest data file (bulk import, history file), bytes.
+    pub data_body: usize,
 }
 
 impl Default for Limits {
@@ -66,6 +71,7 @@ impl Default for Limits {
             upload_body: 4 << 20,
             request_timeout: Duration::from_secs(30),
             quote_ttl: crate::engine::QUOTE_TTL_SECS,
+            data_body: 1 << 30,
         }
     }
 }
@@ -82,6 +88,8 @@ struct Inner {
     registry: Arc<Registry>,
     storage: Arc<dyn Storage>,
     webhooks: Arc<crate::webhooks::Webhooks>,
+    jobs: Arc<crate::jobs::Jobs>,
+    dir: std::path::PathBuf,
     keys: auth::Keys,
     schemas: schemas::Schemas,
     limits: Limits,
@@ -100,6 +108,8 @@ impl Api {
                 registry: app.registry.clone(),
                 storage: app.storage.clone(),
                 webhooks: app.webhooks.clone(),
+                jobs: app.jobs.clone(),
+                dir: app.dir.clone(),
                 keys: auth::Keys::new(app.storage.clone(), operator_key),
                 schemas: schemas::Schemas::load()?,
                 limits,
@@ -128,6 +138,16 @@ impl Api {
     /// The webhooks.
     pub fn webhooks(&self) -> &Arc<crate::webhooks::Webhooks> {
         &self.inner.webhooks
+    }
+
+    /// The background jobs.
+    pub fn jobs(&self) -> &Arc<crate::jobs::Jobs> {
+        &self.inner.jobs
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.inner.dir
     }
 
     /// Keys and partners.
@@ -189,6 +209,7 @@ routes! {
     get "/readyz" => system::readyz,
     get "/metrics" => system::metrics,
     get "/openapi.json" => system::openapi,
+    get "/dashboard" => dashboard::dashboard,
 
     post "/v1/merchants" => merchants::merchants_create,
     get "/v1/merchants" => merchants::merchants_list,
@@ -236,6 +257,20 @@ routes! {
     get "/v1/merchants/{merchant}/webhooks/{endpoint}" => hooks::webhook_get,
     delete "/v1/merchants/{merchant}/webhooks/{endpoint}" => hooks::webhook_delete,
     get "/v1/merchants/{merchant}/webhook-deliveries" => hooks::deliveries_list,
+
+    post "/v1/merchants/{merchant}/simulations" => design::simulations_create,
+    post "/v1/merchants/{merchant}/histories" => design::histories_upload,
+    post "/v1/merchants/{merchant}/imports" => design::imports_create,
+    get "/v1/merchants/{merchant}/jobs" => design::jobs_list,
+    get "/v1/merchants/{merchant}/jobs/{job}" => design::job_get,
+    post "/v1/merchants/{merchant}/jobs/{job}/cancel" => design::job_cancel,
+    get "/v1/merchants/{merchant}/analytics" => design::analytics_all,
+    get "/v1/merchants/{merchant}/analytics/repeat-customers" => design::analytics_repeat,
+    get "/v1/merchants/{merchant}/analytics/lapsed" => design::analytics_lapsed,
+    get "/v1/merchants/{merchant}/analytics/nps" => design::analytics_nps,
+    get "/v1/merchants/{merchant}/analytics/tiers" => design::analytics_tiers,
+    get "/v1/merchants/{merchant}/analytics/points" => design::analytics_points,
+    get "/v1/merchants/{merchant}/analytics/budget" => design::analytics_budget,
 }
 
 /// The whole API: every route, the problem+json fallbacks, and the middleware

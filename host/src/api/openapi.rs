@@ -29,6 +29,10 @@ enum Body {
     None,
     Json(&'static str),
     Wasm,
+    /// A data file: JSON lines, or also CSV.
+    Data {
+        csv: bool,
+    },
 }
 
 /// Extra failure statuses an operation can answer (beyond 400, 401, 403, 404, 422,
@@ -78,6 +82,10 @@ impl Op {
         self.body = Body::Json(file);
         self
     }
+    const fn data(mut self, csv: bool) -> Op {
+        self.body = Body::Data { csv };
+        self
+    }
     const fn wasm(mut self) -> Op {
         self.body = Body::Wasm;
         self
@@ -106,6 +114,15 @@ const MB: &str = "Members";
 const A: &str = "Events and redemptions";
 const S: &str = "System";
 const W: &str = "Webhooks";
+const D: &str = "Simulations, imports and analytics";
+const PERIOD: &[(&str, &str, &str)] = &[
+    (
+        "from",
+        "string",
+        "First month, YYYY-MM (default: the beginning)",
+    ),
+    ("to", "string", "Last month, YYYY-MM (default: now)"),
+];
 
 fn operations() -> Vec<Op> {
     vec![
@@ -125,6 +142,14 @@ fn operations() -> Vec<Op> {
             "openapi",
             S,
             "This document",
+            Public,
+        ),
+        op(
+            "get",
+            "/dashboard",
+            "dashboard",
+            S,
+            "The merchant dashboard: a read-only HTML page that signs in with a merchant key and charts the analytics and the latest simulation",
             Public,
         ),
         op(
@@ -551,6 +576,137 @@ fn operations() -> Vec<Op> {
             ("endpoint", "string", "Only this endpoint's deliveries"),
             ("limit", "integer", "At most this many, 1-500 (default 100)"),
         ]),
+        op(
+            "post",
+            "/v1/merchants/{merchant}/simulations",
+            "simulations_create",
+            D,
+            "Simulate a candidate version on recorded history (or a history file) side by side with the active one, as a background job",
+            Merchant,
+        )
+        .body("SimulationRequest.json")
+        .answers(202, "Job.json"),
+        op(
+            "post",
+            "/v1/merchants/{merchant}/histories",
+            "histories_upload",
+            D,
+            "Upload a history file (one recorded operation per line) to simulate on",
+            Merchant,
+        )
+        .data(false)
+        .answers(201, "HistoryFile.json"),
+        op(
+            "post",
+            "/v1/merchants/{merchant}/imports",
+            "imports_create",
+            D,
+            "Import members with balances, tiers and attributes from JSON lines or CSV, as a background job",
+            Merchant,
+        )
+        .data(true)
+        .answers(202, "Job.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/jobs",
+            "jobs_list",
+            D,
+            "The merchant's simulations and imports, newest first",
+            Merchant,
+        )
+        .answers(200, "JobList.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/jobs/{job}",
+            "job_get",
+            D,
+            "A job: status, progress (percent, rate, ETA) and, when done, its result",
+            Merchant,
+        )
+        .answers(200, "Job.json"),
+        op(
+            "post",
+            "/v1/merchants/{merchant}/jobs/{job}/cancel",
+            "job_cancel",
+            D,
+            "Ask a running job to stop",
+            Merchant,
+        )
+        .answers(200, "Job.json"),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics",
+            "analytics_all",
+            D,
+            "Every analytic at once (one pass over the members)",
+            Merchant,
+        )
+        .answers(200, "Analytics.json")
+        .query(PERIOD),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/repeat-customers",
+            "analytics_repeat",
+            D,
+            "Repeat-customer rate (members who bought more than once / members who bought) and the share of buyers who bought exactly X times",
+            Merchant,
+        )
+        .answers(200, "RepeatCustomers.json")
+        .query(PERIOD),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/lapsed",
+            "analytics_lapsed",
+            D,
+            "Lapsed members: repeat customers whose last purchase is more than N days ago, for a win-back campaign",
+            Merchant,
+        )
+        .answers(200, "LapsedMembers.json")
+        .query(&[
+            ("days", "integer", "Days without a purchase (default 90)"),
+            ("after", "string", "Members after this id (the previous page's next_after)"),
+            ("limit", "integer", "Members per page, 1-1000 (default 100)"),
+        ]),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/nps",
+            "analytics_nps",
+            D,
+            "Net Promoter Score from survey events: % promoters (9-10) - % detractors (0-6)",
+            Merchant,
+        )
+        .answers(200, "Nps.json")
+        .query(PERIOD),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/tiers",
+            "analytics_tiers",
+            D,
+            "Members and spend per tier, and customer lifetime value per tier (average spend per member since enrolment)",
+            Merchant,
+        )
+        .answers(200, "TierAnalytics.json")
+        .query(PERIOD),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/points",
+            "analytics_points",
+            D,
+            "Points issued, redeemed and expired (per month), and the outstanding liability in money",
+            Merchant,
+        )
+        .answers(200, "PointsAnalytics.json")
+        .query(PERIOD),
+        op(
+            "get",
+            "/v1/merchants/{merchant}/analytics/budget",
+            "analytics_budget",
+            D,
+            "Budget use per budget period",
+            Merchant,
+        )
+        .answers(200, "BudgetAnalytics.json")
+        .query(PERIOD),
     ]
 }
 
@@ -646,6 +802,10 @@ pub fn generate() -> Value {
                 "description": "The OpenAPI document",
                 "content": {"application/json": {"schema": {"type": "object"}}}
             }),
+            "/dashboard" => json!({
+                "description": "The dashboard page (self-contained HTML; its data comes from the API with the merchant's key)",
+                "content": {"text/html": {"schema": {"type": "string"}}}
+            }),
             _ => json!({
                 "description": "Done",
                 "content": {"application/json": {"schema": refs[o.answer]}}
@@ -719,6 +879,17 @@ pub fn generate() -> Value {
                     "content": {"application/json": {"schema": refs[file]}}
                 });
             }
+            Body::Data { csv } => {
+                let lines = json!({"schema": {"type": "string"}});
+                let mut content = json!({
+                    "application/x-ndjson": lines,
+                    "application/jsonl": lines,
+                });
+                if csv {
+                    content["text/csv"] = lines;
+                }
+                operation["requestBody"] = json!({"required": true, "content": content});
+            }
             Body::Wasm => {
                 operation["requestBody"] = json!({
                     "required": true,
@@ -754,7 +925,7 @@ pub fn generate() -> Value {
             }),
         );
     }
-    let tags: Vec<Value> = [M, K, P, MB, A, W, S]
+    let tags: Vec<Value> = [M, K, P, MB, A, W, D, S]
         .iter()
         .map(|t| json!({ "name": t }))
         .collect();

@@ -74,26 +74,33 @@ macro_rules! bodies {
 }
 
 use super::types::*;
+use crate::analytics::{
+    Analytics, BudgetAnalytics, LapsedMembers, Nps, PointsAnalytics, RepeatCustomers, TierAnalytics,
+};
 use crate::domain::{Event, RedemptionRequest};
 use crate::engine::{
     Adjustment, BudgetUsage, Consumed, EnrolRequest, EventResult, LedgerPage, MemberView,
     ProfileUpdate,
 };
+use crate::jobs::{Job, JobList};
 use crate::ledger::Balance;
 use crate::registry::VersionInfo;
+use crate::simulate::SimulationRequest;
 use crate::webhooks::{CreatedEndpoint, DeliveryPage, EndpointList, EndpointRequest, EndpointView};
 
 bodies! {
     requests {
         CreateMerchant, MerchantUpdate, ConfigUpdate, BudgetSettings, KeyRequest,
         PartnerRequest, EnrolRequest, ProfileUpdate, Adjustment, Event, RedemptionRequest,
-        Consumption, EndpointRequest,
+        Consumption, EndpointRequest, SimulationRequest,
     }
     responses {
         Merchant, MerchantCreated, MerchantList, ConfigView, BudgetView, BudgetUsage,
         IssuedKey, KeyList, KeyView, Partner, PartnerList, PluginList, VersionInfo,
         MemberView, LedgerPage, TierHistory, Balance, EventResult, Redemption, Consumed,
         OfferList, Health, Problem, CreatedEndpoint, EndpointView, EndpointList, DeliveryPage,
+        Job, JobList, HistoryFile, Analytics, RepeatCustomers, LapsedMembers, Nps,
+        TierAnalytics, PointsAnalytics, BudgetAnalytics,
     }
 }
 

@@ -351,3 +351,38 @@ pub struct DeliveriesQuery {
     /// At most this many, 1-500 (default 100).
     pub limit: Option<usize>,
 }
+
+/// The period of analytics: whole months, inclusive.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsQuery {
+    /// First month, "YYYY-MM" (default: the beginning).
+    pub from: Option<String>,
+    /// Last month, "YYYY-MM" (default: now).
+    pub to: Option<String>,
+}
+
+/// Query of lapsed members.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LapsedQuery {
+    /// Days without a purchase (default 90).
+    pub days: Option<u32>,
+    /// Members after this id (the previous page's `next_after`).
+    pub after: Option<String>,
+    /// Members per page, 1-1000 (default 100).
+    pub limit: Option<usize>,
+}
+
+/// An uploaded history file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HistoryFile {
+    /// Its id (the SHA-256 of its bytes): pass it as a simulation's `history`.
+    pub id: String,
+    /// Operations in it.
+    pub operations: u64,
+    /// The first operation's time.
+    pub first_at: Option<crate::domain::Timestamp>,
+    /// The last operation's time.
+    pub last_at: Option<crate::domain::Timestamp>,
+}

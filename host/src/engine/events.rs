@@ -78,7 +78,8 @@ impl Engine {
             return Err(invalid("/event/id", "must be 1-128 characters"));
         }
         let settings = self.merchant(merchant)?;
-        let print = fingerprint(&[member.as_bytes(), &encode(event)]);
+        let body = encode(event);
+        let print = fingerprint(&[member.as_bytes(), &body]);
         let key = event_key(merchant, &event.id);
         let _g = self.lock_member(merchant, member);
         if let Some(done) = self.replay_event(&key, &event.id, &print)? {
@@ -137,6 +138,7 @@ impl Engine {
         let value = record.result.clone();
         self.announce_event(&mut batch, merchant, event, &value);
         batch.put(Space::Idempotency, key, encode_bin(&record));
+        self.record_event(&mut batch, merchant, member, event, &body);
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done { value, ticket })
@@ -301,6 +303,9 @@ impl Engine {
                 qualifying: qualifying_points,
             },
         );
+        if let Some(score) = event.score.filter(|_| event.kind == "survey") {
+            rec.stats.record_survey(at, score.min(10));
+        }
 
         if let Some(state) = outcome.state {
             rec.state = state;

@@ -8,8 +8,8 @@ use super::error::invalid;
 use super::events::{BudgetState, event_key, put_budget};
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
-    MerchantSettings, OperationRecord, Programme, TierChange, check_member_id, decode, decode_bin,
-    encode, encode_bin, fingerprint, lock,
+    MerchantSettings, OperationRecord, Programme, Recorded, TierChange, check_member_id, decode,
+    decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
@@ -146,7 +146,7 @@ pub struct Adjustment {
 }
 
 // Crockford's base32: no I, L, O or U, so codes read aloud and typed survive.
-const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+pub(super) const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// A random code of `len` characters of Crockford base32 (5 random bits each).
 pub fn random_code(len: usize) -> Result<String, EngineError> {
@@ -171,9 +171,9 @@ pub fn normalize_code(code: &str) -> String {
 }
 
 /// Card codes: 12 characters (60 random bits), shown as XXXX-XXXX-XXXX.
-const CARD_CODE_LEN: usize = 12;
+pub(super) const CARD_CODE_LEN: usize = 12;
 /// Referral codes: 8 characters (40 random bits), meant to be shared.
-const REFERRAL_CODE_LEN: usize = 8;
+pub(super) const REFERRAL_CODE_LEN: usize = 8;
 
 fn show_card(code: &str) -> String {
     code.as_bytes()
@@ -183,13 +183,13 @@ fn show_card(code: &str) -> String {
         .join("-")
 }
 
-fn code_key(merchant: &str, kind: &str, code: &str) -> Key {
+pub(super) fn code_key(merchant: &str, kind: &str, code: &str) -> Key {
     Key::merchant(merchant, &[kind.as_bytes(), code.as_bytes()])
 }
 
-const MAX_ATTRIBUTES: usize = 64;
+pub(super) const MAX_ATTRIBUTES: usize = 64;
 
-fn check_attributes<'a>(
+pub(super) fn check_attributes<'a>(
     pairs: impl Iterator<Item = (&'a String, Option<&'a String>)>,
 ) -> Result<(), EngineError> {
     for (k, v) in pairs {
@@ -219,7 +219,7 @@ fn not_erased(rec: &MemberRecord) -> Result<(), EngineError> {
     Ok(())
 }
 
-fn check_birthday(b: Option<&String>, pointer: &str) -> Result<(), EngineError> {
+pub(super) fn check_birthday(b: Option<&String>, pointer: &str) -> Result<(), EngineError> {
     match b {
         Some(b) if parse_date(b).is_none() => Err(invalid(pointer, "must be a date YYYY-MM-DD")),
         _ => Ok(()),
@@ -374,6 +374,17 @@ impl Engine {
             self.put_member(&mut batch, merchant, r);
         }
         put_budget(&mut batch, merchant, &budget);
+        self.record(
+            &mut batch,
+            merchant,
+            &Recorded::Enrol {
+                member: rec.id.clone(),
+                at,
+                birthday: req.birthday.clone(),
+                attributes: req.attributes.clone(),
+                referred_by: rec.referred_by.clone(),
+            },
+        );
         batch.put(
             Space::Codes,
             code_key(merchant, "card", &card),
@@ -639,6 +650,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Done<MemberView>, EngineError> {
         self.change_member(merchant, member, now, |rec, batch| {
+            self.scrub_journal(batch, merchant, member, rec.enrolled_at)?;
             if let Some(c) = rec.card_code.take() {
                 batch.delete(Space::Codes, code_key(merchant, "card", &c));
             }
@@ -752,6 +764,18 @@ impl Engine {
         )?;
         let balance = rec.account.balance(now);
         let mut batch = Batch::new();
+        self.record(
+            &mut batch,
+            merchant,
+            &Recorded::Adjust {
+                member: member.to_string(),
+                id: adj.id.clone(),
+                points: adj.points,
+                reason: adj.reason.clone(),
+                by: adj.by.clone(),
+                at: now,
+            },
+        );
         batch.put(
             Space::Idempotency,
             key,

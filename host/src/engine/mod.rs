@@ -21,10 +21,12 @@
 //! so async callers run them through [`Engine::submit`], which moves them to the
 //! bounded plugin pool and awaits durability without blocking a worker.
 
+mod bulk;
 mod check;
 mod commit;
 mod error;
 mod events;
+mod journal;
 mod members;
 pub mod native;
 mod outside;
@@ -44,9 +46,11 @@ use crate::ledger::Line;
 use crate::pool::PluginPool;
 use crate::storage::{Batch, Key, Space, Storage, seq_part};
 
+pub use bulk::{ImportedMember, RowOutcome};
 pub use check::CheckReport;
 pub use commit::{FlushStats, GroupCommit, Ticket};
 pub use error::EngineError;
+pub use journal::{JournalCursor, Recorded};
 pub use members::{
     Adjustment, EnrolRequest, LedgerPage, MemberView, PerkView, ProfileUpdate, TierView,
     normalize_code, random_code,
@@ -91,6 +95,12 @@ pub struct Engine {
     // is not serialised again for every call. Cleared when a merchant changes.
     configs: RwLock<HashMap<(String, String), Arc<str>>>,
     sweeps: std::sync::atomic::AtomicU64,
+    // The next journal sequence number: starts at the wall clock in nanoseconds, so
+    // it keeps increasing across restarts (it only orders entries of one second).
+    journal_seq: std::sync::atomic::AtomicU64,
+    // Whether operations are recorded in the journal (not in a simulation's scratch
+    // engine, whose history is the one it replays).
+    journaling: bool,
     // Which merchants want which webhook events (shared with the webhooks).
     subscriptions: Arc<crate::webhooks::Subscriptions>,
 }
@@ -169,8 +179,21 @@ impl Engine {
             budget_locks: Mutex::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
             sweeps: std::sync::atomic::AtomicU64::new(0),
+            journal_seq: std::sync::atomic::AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
+            journaling: true,
             subscriptions: Arc::default(),
         }
+    }
+
+    /// Stop recording operations in the journal (for scratch engines that replay
+    /// history which is recorded already).
+    pub fn without_journal(mut self) -> Engine {
+        self.journaling = false;
+        self
     }
 
     /// Which merchants want which webhook events.
@@ -313,6 +336,26 @@ impl Engine {
         self.load_usage(merchant, &period)
     }
 
+    /// Points issued in each of `merchant`'s budget periods so far, oldest first.
+    pub fn budget_history(&self, merchant: &str) -> Result<Vec<BudgetUsage>, EngineError> {
+        self.storage
+            .scan(Space::Budget, merchant, &[])?
+            .iter()
+            .map(|(_, v)| decode(v, "budget usage"))
+            .collect()
+    }
+
+    /// The active programme's tiers as (id, name), in its order (none without one).
+    pub fn tier_catalogue(&self, merchant: &str) -> Vec<(String, String)> {
+        self.programmes.active(merchant).map_or_else(Vec::new, |p| {
+            p.info()
+                .tiers
+                .iter()
+                .map(|t| (t.id.clone(), t.name.clone()))
+                .collect()
+        })
+    }
+
     fn load_usage(&self, merchant: &str, period: &str) -> Result<BudgetUsage, EngineError> {
         match self.storage.get(
             Space::Budget,
@@ -407,6 +450,28 @@ impl Engine {
         }
     }
 
+    /// Call `visit` with every member record of `merchant`, in id order, without
+    /// holding them all in memory; `visit` returns false to stop.
+    pub fn visit_members(
+        &self,
+        merchant: &str,
+        visit: &mut dyn FnMut(MemberRecord) -> bool,
+    ) -> Result<(), EngineError> {
+        let mut failed = None;
+        self.storage.visit(
+            Space::Members,
+            merchant,
+            &mut |_, bytes| match decode_bin::<MemberRecord>(bytes, "member") {
+                Ok(rec) => visit(rec),
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            },
+        )?;
+        failed.map_or(Ok(()), Err)
+    }
+
     fn load_member(&self, merchant: &str, member: &str) -> Result<MemberRecord, EngineError> {
         self.find_member(merchant, member)?
             .ok_or_else(|| EngineError::UnknownMember(member.to_string()))
@@ -428,6 +493,7 @@ impl Engine {
     fn put_member(&self, b: &mut Batch, merchant: &str, rec: &mut MemberRecord) {
         let lines: Vec<Line> = std::mem::take(&mut rec.account.lines);
         for line in lines {
+            rec.stats.record_line(line.at, line.kind, line.points);
             rec.ledger_page.push(line);
             if rec.ledger_page.len() >= LEDGER_PAGE {
                 rec.ledger_pages += 1;

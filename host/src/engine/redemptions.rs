@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::invalid;
 use super::{
-    Ctx, Done, Engine, EngineError, OperationRecord, RedemptionRecord, RedemptionStatus, decode,
-    encode, fingerprint,
+    Ctx, Done, Engine, EngineError, OperationRecord, Recorded, RedemptionRecord, RedemptionStatus,
+    decode, encode, fingerprint,
 };
 use crate::domain::{Offer, RedemptionAnswer, RedemptionRequest, Rejection, Timestamp};
 use crate::sandbox::Hook;
@@ -165,6 +165,16 @@ impl Engine {
         r.balance = Some(rec.account.balance(now));
         let mut batch = Batch::new();
         batch.put(Space::Redemptions, redemption_key(merchant, id), encode(&r));
+        self.record(
+            &mut batch,
+            merchant,
+            &Recorded::Redemption {
+                member: member.clone(),
+                id: r.id.clone(),
+                request: r.request.clone(),
+                at: now,
+            },
+        );
         announce(
             &self.subscriptions,
             &mut batch,
@@ -213,6 +223,14 @@ impl Engine {
                 );
                 r.balance = Some(rec.account.balance(now));
                 self.put_member(&mut batch, merchant, &mut rec);
+                self.record(
+                    &mut batch,
+                    merchant,
+                    &Recorded::Cancel {
+                        id: r.id.clone(),
+                        at: now,
+                    },
+                );
             }
         }
         r.status = RedemptionStatus::Cancelled;

@@ -196,3 +196,89 @@ async fn the_scheduled_sweep_expires_points_without_a_read() {
     let page = engine.ledger("air", "ann", None, 5).unwrap();
     assert_eq!(page.lines[0].kind, crate::ledger::LineKind::Expire);
 }
+
+#[test]
+fn the_journal_keeps_operations_in_time_order_and_erasure_takes_the_profile_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap()));
+    let ann = EnrolRequest {
+        member: "ann".into(),
+        enrolled_at: NOW,
+        birthday: Some("1990-05-01".into()),
+        attributes: [("segment".to_string(), "vip".to_string())].into(),
+        ..Default::default()
+    };
+    engine.durable(engine.enrol("air", &ann).unwrap()).unwrap();
+    engine
+        .durable(
+            engine
+                .post_event("air", "ann", &flight("f-1", NOW + 100))
+                .unwrap(),
+        )
+        .unwrap();
+    // Posted later, happened earlier: the journal is in the order things happened.
+    let bob = EnrolRequest {
+        member: "bob".into(),
+        enrolled_at: NOW - 50,
+        birthday: Some("1980-01-01".into()),
+        ..Default::default()
+    };
+    engine.durable(engine.enrol("air", &bob).unwrap()).unwrap();
+    // A refused operation is not recorded.
+    assert!(
+        engine
+            .post_event("air", "nobody", &flight("f-2", NOW))
+            .is_err()
+    );
+
+    let (all, more) = engine.journal("air", None, None, None, 100).unwrap();
+    assert!(more.is_none());
+    let order: Vec<(Option<&str>, i64)> = all.iter().map(|r| (r.member(), r.at())).collect();
+    assert_eq!(
+        order,
+        [
+            (Some("bob"), NOW - 50),
+            (Some("ann"), NOW),
+            (Some("ann"), NOW + 100)
+        ]
+    );
+    assert!(matches!(&all[2], Recorded::Event { event, .. } if event.id == "f-1"));
+    let (range, _) = engine
+        .journal("air", Some(NOW), Some(NOW + 100), None, 100)
+        .unwrap();
+    assert_eq!(range.len(), 1);
+    assert_eq!(engine.journal_len("air", Some(NOW - 50), None).unwrap(), 3);
+    // Paging goes on where the last page stopped.
+    let (first, cursor) = engine.journal("air", None, None, None, 2).unwrap();
+    let (rest, end) = engine
+        .journal("air", None, None, cursor.as_ref(), 2)
+        .unwrap();
+    assert_eq!((first.len(), rest.len(), end), (2, 1, None));
+
+    engine
+        .durable(engine.erase("air", "ann", NOW + 200).unwrap())
+        .unwrap();
+    let (after, _) = engine.journal("air", None, None, None, 100).unwrap();
+    match &after[1] {
+        Recorded::Enrol {
+            member,
+            birthday,
+            attributes,
+            ..
+        } => {
+            assert_eq!(member, "ann");
+            assert_eq!((birthday, attributes.len()), (&None, 0));
+        }
+        other => panic!("not ann's enrolment: {other:?}"),
+    }
+    assert!(
+        matches!(
+            &after[0],
+            Recorded::Enrol {
+                birthday: Some(_),
+                ..
+            }
+        ),
+        "bob keeps his"
+    );
+}

@@ -10,8 +10,10 @@
 //! [`Key::merchant`] and starts with the merchant id and a separator, and every read
 //! and scan takes the merchant, so no operation can cross tenants.
 
+mod memory;
 mod sled_store;
 
+pub use memory::MemoryStorage;
 pub use sled_store::SledStorage;
 
 /// A named keyspace (a sled tree, a table, a key prefix in a distributed store).
@@ -52,11 +54,16 @@ pub enum Space {
     Webhooks,
     /// Webhook deliveries: one per event and endpoint, with status and attempts.
     Deliveries,
+    /// The recorded history: every operation that ran the programme, in the order of
+    /// the time it happened, as it was asked (what simulations replay).
+    Journal,
+    /// Background jobs (simulations, imports): request, progress, outcome.
+    Jobs,
 }
 
 impl Space {
     /// Every space.
-    pub const ALL: [Space; 16] = [
+    pub const ALL: [Space; 18] = [
         Space::Merchants,
         Space::Members,
         Space::Codes,
@@ -73,6 +80,8 @@ impl Space {
         Space::PluginActive,
         Space::Webhooks,
         Space::Deliveries,
+        Space::Journal,
+        Space::Jobs,
     ];
 
     /// The space's stable name.
@@ -94,6 +103,8 @@ impl Space {
             Space::PluginActive => "plugin_active",
             Space::Webhooks => "webhooks",
             Space::Deliveries => "deliveries",
+            Space::Journal => "journal",
+            Space::Jobs => "jobs",
         }
     }
 }
