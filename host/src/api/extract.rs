@@ -123,7 +123,8 @@ impl FromRequest<Api> for Wasm {
 }
 
 /// A data file upload (bulk imports, history files), streamed to a spool file under
-/// the data directory: JSON lines (`application/x-ndjson`, `application/jsonl`) or
+/// the data directory: JSON lines (`application/x-ndjson`, `application/jsonl`,
+/// `text/plain`) or
 /// CSV (`text/csv`), at most [`super::Limits::data_body`] bytes. The file is the
 /// handler's to move or remove.
 pub struct DataFile {
@@ -142,7 +143,9 @@ impl FromRequest<Api> for DataFile {
         use http_body_util::BodyExt;
         use std::io::Write;
         let format = match content_type(req.headers()).as_deref() {
-            Some("application/x-ndjson" | "application/jsonl") => crate::bulk::Format::Jsonl,
+            Some("application/x-ndjson" | "application/jsonl" | "text/plain") => {
+                crate::bulk::Format::Jsonl
+            }
             Some("text/csv") => crate::bulk::Format::Csv,
             other => {
                 return Err(unsupported(

@@ -884,6 +884,7 @@ pub fn generate() -> Value {
                 let mut content = json!({
                     "application/x-ndjson": lines,
                     "application/jsonl": lines,
+                    "text/plain": lines,
                 });
                 if csv {
                     content["text/csv"] = lines;
