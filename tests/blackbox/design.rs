@@ -344,13 +344,15 @@ fn a_history_file_is_checked_line_by_line_and_can_be_simulated() {
     assert_eq!(broken.status, 422, "{}", broken.body);
     assert!(broken.body.contains("/lines/4"), "{}", broken.body);
     assert!(broken.body.contains("/lines/5"), "{}", broken.body);
-    let wrong_type = shop.client.send(
-        "POST",
-        &shop.path("/histories"),
-        &[("content-type", "text/plain")],
-        Some(text.as_bytes()),
-    );
-    assert_eq!(wrong_type.status, 415);
+    for wrong in ["text/csv", "application/xml"] {
+        let wrong_type = shop.client.send(
+            "POST",
+            &shop.path("/histories"),
+            &[("content-type", wrong)],
+            Some(text.as_bytes()),
+        );
+        assert_eq!(wrong_type.status, 415, "{wrong}: {}", wrong_type.body);
+    }
 
     let file = upload(&text).expect(201);
     assert_eq!(file["operations"], 3);
