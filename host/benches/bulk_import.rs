@@ -7,6 +7,7 @@
 //! `cargo bench -p loyalty-host --bench bulk_import`. `MEMBERS` sets the size,
 //! `RUNS` the number of runs (default 1), `FORMAT` the file format (`jsonl`, the
 //! default, or `csv`), `CACHE_MB` sled's page cache (default: the host's default).
+//! `SHUFFLE=1` numbers the members in a scrambled order instead of the file's.
 //! `CHECK=1` runs the consistency check afterwards (slow).
 //!
 //! The generated file is what a typical export looks like: rows in member-id order,
@@ -33,10 +34,12 @@ const TIERS: [&str; 5] = [
     "executive-platinum",
 ];
 
-/// Row `i`'s fields: (member, enrolled_at, balance, tier, birthday, expires_at, segment).
+/// Row `i` of `members`'s fields: (member, enrolled_at, balance, tier, birthday,
+/// expires_at, segment).
 #[allow(clippy::type_complexity)]
 fn fields(
     i: usize,
+    members: usize,
 ) -> (
     String,
     i64,
@@ -51,7 +54,7 @@ fn fields(
         .is_multiple_of(2)
         .then(|| format!("{:04}-{:02}-{:02}", 1950 + i % 50, 1 + i % 12, 1 + i % 28));
     (
-        format!("M{i:08}"),
+        format!("M{:08}", member_number(i, members)),
         T0 - (i % 3_650) as i64 * day,
         ((i * 7_919) % 50_000) as i64,
         TIERS[i % 10 / 2],
@@ -61,10 +64,21 @@ fn fields(
     )
 }
 
+/// The member number of row `i`: `i`, or with `SHUFFLE=1` a scrambled one (a
+/// bijection unless `MEMBERS` is a multiple of the prime 7,919).
+fn member_number(i: usize, members: usize) -> usize {
+    if std::env::var("SHUFFLE").is_ok_and(|s| s == "1") {
+        (i * 7_919) % members
+    } else {
+        i
+    }
+}
+
 fn jsonl(members: usize) -> Vec<u8> {
     let mut out = String::with_capacity(members * 200);
     for i in 0..members {
-        let (member, enrolled_at, balance, tier, birthday, expires_at, segment) = fields(i);
+        let (member, enrolled_at, balance, tier, birthday, expires_at, segment) =
+            fields(i, members);
         let mut row = serde_json::json!({
             "member": member,
             "enrolled_at": enrolled_at,
@@ -88,7 +102,8 @@ fn csv(members: usize) -> Vec<u8> {
     let mut out = String::with_capacity(members * 120);
     out.push_str("member,enrolled_at,balance,tier,birthday,expires_at,attr.segment,attr.source\n");
     for i in 0..members {
-        let (member, enrolled_at, balance, tier, birthday, expires_at, segment) = fields(i);
+        let (member, enrolled_at, balance, tier, birthday, expires_at, segment) =
+            fields(i, members);
         out.push_str(&format!(
             "{member},{enrolled_at},{balance},{tier},{},{},{segment},legacy\n",
             birthday.unwrap_or_default(),
