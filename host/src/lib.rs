@@ -58,3 +58,9 @@ pub mod simulate;
 pub mod stats;
 pub mod storage;
 pub mod webhooks;
+
+/// The allocator of every program that links the host (the server, its tests and
+/// benchmarks): mimalloc. With glibc's malloc, allocating and freeing took about a
+/// sixth of the CPU time of an event (measured with perf on the simulation benchmark).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -371,7 +371,8 @@ fn replay(
     programmes.set(merchant, side.programme.clone());
     // Guest code runs on this thread; the pool is never used.
     let pool = Arc::new(PluginPool::new(1, 1, Duration::from_secs(1)));
-    let scratch = Engine::new(Arc::new(MemoryStorage::new()), programmes, pool).without_journal();
+    let scratch =
+        Engine::inline(Arc::new(MemoryStorage::new()), programmes, pool).without_journal();
     scratch.create_merchant(side.settings.clone())?;
     let mut reader = match source {
         Source::Journal { from, to } => Reader::Journal {

@@ -91,6 +91,8 @@ fn flush_histogram() -> Histogram {
 pub struct GroupCommit {
     shared: Arc<Shared>,
     committer: Mutex<Option<JoinHandle<()>>>,
+    /// Apply each batch at once on the submitting thread (see [`GroupCommit::inline`]).
+    inline: bool,
 }
 
 /// Flush counters, for metrics and benchmarks.
@@ -107,6 +109,24 @@ pub struct FlushStats {
 impl GroupCommit {
     /// Wrap `storage` and start the committer thread.
     pub fn start(storage: Arc<dyn Storage>) -> GroupCommit {
+        let mut gc = GroupCommit::inline(storage);
+        let s = gc.shared.clone();
+        let committer = std::thread::Builder::new()
+            .name("group-commit".into())
+            .spawn(move || commit_loop(&s))
+            .expect("spawn the group-commit thread");
+        gc.committer = Mutex::new(Some(committer));
+        gc.inline = false;
+        gc
+    }
+
+    /// Wrap `storage` without a committer: [`GroupCommit::submit`] applies each
+    /// batch to the storage itself, on the calling thread, and the batch is durable
+    /// when it returns (as durable as the storage's `apply` makes it; nothing is
+    /// flushed). For storage where a flush costs nothing and handing every batch to
+    /// another thread would cost more than applying it: the scratch engines of a
+    /// simulation, over [`crate::storage::MemoryStorage`].
+    pub fn inline(storage: Arc<dyn Storage>) -> GroupCommit {
         let (durable_tx, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
             storage,
@@ -119,14 +139,10 @@ impl GroupCommit {
             flush_nanos: AtomicU64::new(0),
             latency: flush_histogram(),
         });
-        let s = shared.clone();
-        let committer = std::thread::Builder::new()
-            .name("group-commit".into())
-            .spawn(move || commit_loop(&s))
-            .expect("spawn the group-commit thread");
         GroupCommit {
             shared,
-            committer: Mutex::new(Some(committer)),
+            committer: Mutex::new(None),
+            inline: true,
         }
     }
 
@@ -134,6 +150,22 @@ impl GroupCommit {
     /// durable when [`GroupCommit::wait`] returns for the ticket.
     pub fn submit(&self, batch: Batch) -> Result<Ticket, StorageError> {
         let mut st = lock(&self.shared.state);
+        if self.inline {
+            // Applied under the state lock, so batches land in ticket order.
+            if let Some(e) = &st.failed {
+                return Err(refused(e));
+            }
+            if let Err(e) = self.shared.storage.apply(batch) {
+                st.failed = Some(e.to_string());
+                return Err(e);
+            }
+            st.issued += 1;
+            (st.applied, st.durable) = (st.issued, st.issued);
+            let ticket = st.issued;
+            drop(st);
+            self.shared.durable_tx.send_replace(ticket);
+            return Ok(Ticket(ticket));
+        }
         loop {
             if let Some(e) = &st.failed {
                 return Err(refused(e));
@@ -513,6 +545,36 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert_eq!(gc.stats().operations, 64);
+    }
+
+    #[test]
+    fn inline_applies_on_the_calling_thread_and_refuses_after_a_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap());
+        let gc = GroupCommit::inline(storage.clone());
+        let mut b = Batch::new();
+        b.put(Space::Members, key(1), vec![7]);
+        let t = gc.submit(b).unwrap();
+        // In the storage underneath already, and durable without waiting.
+        assert_eq!(storage.get(Space::Members, &key(1)).unwrap(), Some(vec![7]));
+        gc.wait(t).unwrap();
+        assert_eq!(gc.scan(Space::Members, "m", &[]).unwrap().len(), 1);
+
+        let broken = GroupCommit::inline(Arc::new(Broken(
+            SledStorage::open(&dir.path().join("broken"), 1 << 20).unwrap(),
+        )));
+        let mut b = Batch::new();
+        b.put(Space::Members, key(1), vec![1]);
+        let err = broken.submit(b.clone()).unwrap_err().to_string();
+        assert!(err.contains("disk on fire"), "{err}");
+        assert_eq!(broken.get(Space::Members, &key(1)).unwrap(), None);
+        assert!(
+            broken
+                .submit(b)
+                .unwrap_err()
+                .to_string()
+                .contains("refused")
+        );
     }
 
     /// Storage whose writes fail.

@@ -168,7 +168,25 @@ impl Engine {
     ) -> Engine {
         // Everything reads and writes through the group commit, so a write is visible
         // to the next operation as soon as it is queued.
-        let commit = Arc::new(GroupCommit::start(storage));
+        Engine::with_commit(Arc::new(GroupCommit::start(storage)), programmes, pool)
+    }
+
+    /// An engine like [`Engine::new`] whose writes are applied at once on the
+    /// calling thread, without a committer thread or flushes (see
+    /// [`GroupCommit::inline`]): for scratch state in memory, such as a simulation's.
+    pub fn inline(
+        storage: Arc<dyn Storage>,
+        programmes: Arc<dyn Programmes>,
+        pool: Arc<PluginPool>,
+    ) -> Engine {
+        Engine::with_commit(Arc::new(GroupCommit::inline(storage)), programmes, pool)
+    }
+
+    fn with_commit(
+        commit: Arc<GroupCommit>,
+        programmes: Arc<dyn Programmes>,
+        pool: Arc<PluginPool>,
+    ) -> Engine {
         Engine {
             storage: commit.clone(),
             commit,
