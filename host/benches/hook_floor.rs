@@ -12,7 +12,9 @@
 //! - `count(strings: list<string>) -> u32` returns the list's length: the host lowers
 //!   the list and each string into guest memory through the module's `cabi_realloc`
 //!   (a bump allocator of a few instructions), as it lowers a hook's member, event and
-//!   context (the airline's `on-event` lowers about 20 strings and lists).
+//!   context (the airline's `on-event` lowers about 20 strings and lists);
+//! - `size(bytes: list<u8>) -> u32`, the same function given one 1 KiB byte list: what
+//!   passing a hook's arguments as one pre-encoded blob would cost instead.
 //!
 //! Each iteration does what the host does per hook call: a new store with fuel and a
 //! deadline, instantiation from an `InstancePre`, the call, and the store's teardown
@@ -31,7 +33,7 @@ use wasm_encoder::{
     TypeSection, ValType,
 };
 use wasmtime::Store;
-use wasmtime::component::{Component, Linker, TypedFunc};
+use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 
 /// Wasm pages (64 KiB) of the component's memory: the airline plugin's initial size.
 const MEMORY_PAGES: u64 = 7;
@@ -175,61 +177,124 @@ fn component_bytes() -> Vec<u8> {
         ],
     );
     c.export("count", ComponentExportKind::Func, count, None);
+
+    // The same core function lifted as `size(bytes: list<u8>) -> u32`: one `realloc`
+    // call and one copy, however long the list.
+    let (bytes, enc) = c.type_defined(None);
+    enc.list(ComponentValType::Primitive(PrimitiveValType::U8));
+    let (ty, mut enc) = c.type_function(None);
+    enc.params([("bytes", ComponentValType::Type(bytes))])
+        .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
+    let size = c.lift_func(
+        None,
+        core_count,
+        ty,
+        [
+            CanonicalOption::UTF8,
+            CanonicalOption::Memory(memory),
+            CanonicalOption::Realloc(realloc),
+        ],
+    );
+    c.export("size", ComponentExportKind::Func, size, None);
     c.finish()
 }
 
-fn bench(c: &mut Criterion) {
-    // The host's engine, configured exactly as for plugins.
-    let sandbox = Sandbox::new(Limits::default()).unwrap();
-    let engine = sandbox.engine();
-    let limits = sandbox.limits().clone();
-    let component = Component::new(engine, component_bytes()).unwrap();
-    let pre = Linker::<()>::new(engine)
-        .instantiate_pre(&component)
-        .unwrap();
-    let touch_export = component.get_export_index(None, "touch").unwrap();
-    let count_export = component.get_export_index(None, "count").unwrap();
+/// A call of one export of the floor component, with its arguments.
+#[derive(Clone, Copy)]
+enum Call<'a> {
+    Touch(u32),
+    Strings(&'a [String]),
+    Bytes(&'a [u8]),
+}
 
-    let store = || {
-        let mut store = Store::new(engine, ());
-        store.set_fuel(limits.fuel).unwrap();
+/// A fresh instance per call, from its own [`Sandbox`]: the host's engine, configured
+/// exactly as for plugins, with a pool of its own. (Pages a call writes stay counted
+/// as written in the pool's memory slots, and are reset after every later call in
+/// the same slot, so one variant measured in another's pool would pay for its pages.)
+struct Floor {
+    sandbox: Sandbox,
+    pre: InstancePre<()>,
+    exports: [ComponentExportIndex; 3],
+}
+
+impl Floor {
+    fn new() -> Floor {
+        let sandbox = Sandbox::new(Limits::default()).unwrap();
+        let engine = sandbox.engine();
+        let component = Component::new(engine, component_bytes()).unwrap();
+        let pre = Linker::<()>::new(engine)
+            .instantiate_pre(&component)
+            .unwrap();
+        let exports =
+            ["touch", "count", "size"].map(|name| component.get_export_index(None, name).unwrap());
+        Floor {
+            sandbox,
+            pre,
+            exports,
+        }
+    }
+
+    /// What the host does per hook call: a store with fuel and a deadline, a fresh
+    /// instance, the call, and the store's teardown.
+    fn call(&self, call: Call<'_>) -> u32 {
+        let mut store = Store::new(self.sandbox.engine(), ());
+        store.set_fuel(self.sandbox.limits().fuel).unwrap();
         store.set_epoch_deadline(100);
         store.epoch_deadline_trap();
-        store
-    };
-    let call = |pages: u32| -> u32 {
-        let mut store = store();
-        let instance = pre.instantiate(&mut store).unwrap();
-        let touch: TypedFunc<(u32,), (u32,)> =
-            instance.get_typed_func(&mut store, touch_export).unwrap();
-        let (out,) = touch.call(&mut store, (pages,)).unwrap();
-        out
-    };
-    let call_strings = |strings: &[String]| -> u32 {
-        let mut store = store();
-        let instance = pre.instantiate(&mut store).unwrap();
-        let count: TypedFunc<(&[String],), (u32,)> =
-            instance.get_typed_func(&mut store, count_export).unwrap();
-        let (out,) = count.call(&mut store, (strings,)).unwrap();
-        out
-    };
-    assert_eq!(call(3), 3);
+        let instance = self.pre.instantiate(&mut store).unwrap();
+        let [touch, count, size] = self.exports;
+        match call {
+            Call::Touch(pages) => {
+                let f: TypedFunc<(u32,), (u32,)> =
+                    instance.get_typed_func(&mut store, touch).unwrap();
+                f.call(&mut store, (pages,)).unwrap().0
+            }
+            Call::Strings(strings) => {
+                let f: TypedFunc<(&[String],), (u32,)> =
+                    instance.get_typed_func(&mut store, count).unwrap();
+                f.call(&mut store, (strings,)).unwrap().0
+            }
+            Call::Bytes(bytes) => {
+                let f: TypedFunc<(&[u8],), (u32,)> =
+                    instance.get_typed_func(&mut store, size).unwrap();
+                f.call(&mut store, (bytes,)).unwrap().0
+            }
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
     // About as many strings as the airline's on-event lowers (ids, tier, currency,
     // line items' skus and categories, attribute keys and values, the config).
     let strings: Vec<String> = (0..20).map(|i| format!("string-{i}")).collect();
-    assert_eq!(call_strings(&strings), 20);
+    // What the airline's member, event and context come to when encoded as one blob.
+    let blob = vec![7u8; 1024];
+    let variants: Vec<(String, Call<'_>, u32)> = vec![
+        ("0 pages written".into(), Call::Touch(0), 0),
+        ("12 pages written".into(), Call::Touch(12), 12),
+        ("48 pages written".into(), Call::Touch(48), 48),
+        (
+            "0 pages written, 1 short string lowered".into(),
+            Call::Strings(&strings[..1]),
+            1,
+        ),
+        (
+            "0 pages written, 20 short strings lowered".into(),
+            Call::Strings(&strings),
+            20,
+        ),
+        (
+            "0 pages written, one 1 KiB byte list lowered".into(),
+            Call::Bytes(&blob),
+            1024,
+        ),
+    ];
 
     let mut group = c.benchmark_group("fresh instance floor");
-    for pages in [0u32, 12, 48] {
-        group.bench_function(format!("{pages} pages written"), |b| {
-            b.iter(|| call(black_box(pages)))
-        });
-    }
-    for n in [1, 20] {
-        let strings = &strings[..n];
-        group.bench_function(format!("0 pages written, {n} short strings lowered"), |b| {
-            b.iter(|| call_strings(black_box(strings)))
-        });
+    for (name, call, expected) in variants {
+        let floor = Floor::new();
+        assert_eq!(floor.call(call), expected, "{name}");
+        group.bench_function(name, |b| b.iter(|| floor.call(black_box(call))));
     }
     group.finish();
 }
