@@ -849,42 +849,18 @@ fn parse_time(s: &str) -> Option<Timestamp> {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
-    use crate::engine::native::Native;
-    use crate::engine::{FixedProgrammes, MerchantSettings};
     use crate::ledger::LineKind;
-    use crate::pool::PluginPool;
-    use crate::storage::{SledStorage, Storage};
+    use crate::storage::SledStorage;
 
     /// 2026-09-21T13:46:40Z.
     const NOW: i64 = 1_790_000_000;
     /// 2024-05-01T00:00:00Z.
     const MAY_2024: i64 = 1_714_521_600;
 
-    fn engine(dir: &Path) -> Engine {
-        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir, 8 << 20).unwrap());
-        let programmes = Arc::new(FixedProgrammes::new());
-        programmes.set(
-            "air",
-            Arc::new(Native::<airline_miles::AirlineMiles>::new("native")),
-        );
-        let pool = Arc::new(PluginPool::new(2, 2, Duration::from_secs(30)));
-        let engine = Engine::new(storage, programmes, pool);
-        let settings = MerchantSettings {
-            id: "air".into(),
-            name: "Air".into(),
-            currency: "USD".into(),
-            created_at: NOW,
-            config: None,
-            point_value: None,
-            budget: None,
-        };
-        engine
-            .durable(engine.create_merchant(settings).unwrap())
-            .unwrap();
-        engine
+    fn engine(dir: &Path) -> Arc<Engine> {
+        crate::engine::tests::engine(Arc::new(SledStorage::open(dir, 8 << 20).unwrap()))
     }
 
     fn import(engine: &Engine, format: Format, text: &str) -> Result<ImportReport, EngineError> {

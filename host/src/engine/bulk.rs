@@ -657,14 +657,11 @@ impl Codes {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use super::*;
-    use crate::engine::native::Native;
-    use crate::engine::{EnrolRequest, FixedProgrammes, MerchantSettings};
+    use crate::engine::EnrolRequest;
     use crate::ledger::LineKind;
-    use crate::pool::PluginPool;
-    use crate::storage::{SledStorage, Storage};
+    use crate::storage::SledStorage;
 
     const NOW: i64 = 1_790_000_000;
 
@@ -674,27 +671,7 @@ mod tests {
     }
 
     fn engine(dir: &std::path::Path) -> Arc<Engine> {
-        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir, 8 << 20).unwrap());
-        let programmes = Arc::new(FixedProgrammes::new());
-        programmes.set(
-            "air",
-            Arc::new(Native::<airline_miles::AirlineMiles>::new("native")),
-        );
-        let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(30)));
-        let engine = Arc::new(Engine::new(storage, programmes, pool));
-        let settings = MerchantSettings {
-            id: "air".into(),
-            name: "Air".into(),
-            currency: "USD".into(),
-            created_at: NOW,
-            config: None,
-            point_value: None,
-            budget: None,
-        };
-        engine
-            .durable(engine.create_merchant(settings).unwrap())
-            .unwrap();
-        engine
+        crate::engine::tests::engine(Arc::new(SledStorage::open(dir, 8 << 20).unwrap()))
     }
 
     fn row(member: &str, balance: i64) -> ImportedMember {

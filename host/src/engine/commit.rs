@@ -109,14 +109,13 @@ pub struct FlushStats {
 impl GroupCommit {
     /// Wrap `storage` and start the committer thread.
     pub fn start(storage: Arc<dyn Storage>) -> GroupCommit {
-        let mut gc = GroupCommit::inline(storage);
+        let gc = GroupCommit::new(storage, false);
         let s = gc.shared.clone();
         let committer = std::thread::Builder::new()
             .name("group-commit".into())
             .spawn(move || commit_loop(&s))
             .expect("spawn the group-commit thread");
-        gc.committer = Mutex::new(Some(committer));
-        gc.inline = false;
+        *lock(&gc.committer) = Some(committer);
         gc
     }
 
@@ -127,6 +126,10 @@ impl GroupCommit {
     /// another thread would cost more than applying it: the scratch engines of a
     /// simulation, over [`crate::storage::MemoryStorage`].
     pub fn inline(storage: Arc<dyn Storage>) -> GroupCommit {
+        GroupCommit::new(storage, true)
+    }
+
+    fn new(storage: Arc<dyn Storage>, inline: bool) -> GroupCommit {
         let (durable_tx, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
             storage,
@@ -142,7 +145,7 @@ impl GroupCommit {
         GroupCommit {
             shared,
             committer: Mutex::new(None),
-            inline: true,
+            inline,
         }
     }
 

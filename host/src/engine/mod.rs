@@ -651,4 +651,4 @@ fn check_settings(s: &MerchantSettings) -> Result<(), EngineError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -58,7 +58,10 @@ impl Intercept for Spy {
 
 const NOW: i64 = 1_790_000_000;
 
-fn engine(storage: Arc<dyn Storage>) -> Arc<Engine> {
+/// An engine over `storage` whose merchant "air" (created at 2026-09-21T13:46:40Z, in
+/// USD) runs the airline rules compiled natively; the unit tests of the engine and the
+/// bulk import share it.
+pub(crate) fn engine(storage: Arc<dyn Storage>) -> Arc<Engine> {
     let programmes = Arc::new(FixedProgrammes::new());
     programmes.set(
         "air",

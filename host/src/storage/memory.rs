@@ -42,11 +42,7 @@ impl Storage for MemoryStorage {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
-        let mut start = Key::merchant(merchant, prefix).0;
-        if !prefix.is_empty() {
-            // Whole parts only: "m1" must not match "m10".
-            start.push(0);
-        }
+        let start = Key::scan_start(merchant, prefix);
         let spaces = self.spaces.read().unwrap_or_else(|e| e.into_inner());
         let Some(map) = spaces.get(&space) else {
             return Ok(Vec::new());

@@ -114,6 +114,17 @@ impl Space {
 pub struct Key(Vec<u8>);
 
 impl Key {
+    /// Where a scan of `merchant`'s keys under the whole parts `prefix` starts (every
+    /// such key begins with it): `merchant \0` with no parts, else the prefix's key
+    /// and one more separator, so that "m1" does not match "m10".
+    pub fn scan_start(merchant: &str, prefix: &[&[u8]]) -> Vec<u8> {
+        let mut start = Key::merchant(merchant, prefix).0;
+        if !prefix.is_empty() {
+            start.push(0);
+        }
+        start
+    }
+
     /// The key `parts` of `merchant`: `merchant \0 part \0 part ...`. Merchant ids
     /// never contain NUL (they are validated slugs), so prefixes cannot collide.
     pub fn merchant(merchant: &str, parts: &[&[u8]]) -> Key {

@@ -86,11 +86,7 @@ impl Storage for SledStorage {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
-        let mut start = Key::merchant(merchant, prefix).0;
-        if !prefix.is_empty() {
-            // Whole parts only: "m1" must not match "m10".
-            start.push(0);
-        }
+        let start = Key::scan_start(merchant, prefix);
         let tree = self.tree(space);
         let item = |item: sled::Result<(sled::IVec, sled::IVec)>| {
             item.map(|(k, v)| (Key(k.to_vec()), v.to_vec()))
