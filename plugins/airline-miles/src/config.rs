@@ -74,6 +74,59 @@ impl FlightConfig {
     }
 }
 
+/// The part of the config a status decision needs, read by `evaluate_tier` after
+/// every event: the thresholds, with the rest skipped as in [`FlightConfig`] (still
+/// named, so an unknown field is refused exactly as [`Config`] refuses it).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TierConfig {
+    /// See [`Config::thresholds`].
+    pub thresholds: Thresholds,
+    currency: IgnoredAny,
+    miles_per_usd: IgnoredAny,
+    expiry_months: IgnoredAny,
+    welcome_bonus: IgnoredAny,
+    cents_per_mile_hundredths: IgnoredAny,
+    cash_and_miles_min_miles: IgnoredAny,
+    elite_hotel_multiplier_percent: IgnoredAny,
+    partners: IgnoredAny,
+    awards: IgnoredAny,
+}
+
+impl TierConfig {
+    /// Read and check the thresholds of the merchant's config.
+    pub fn load(ctx: &Context) -> Result<TierConfig, PluginError> {
+        let config: TierConfig = ctx.config()?;
+        check_thresholds(&config.thresholds)?;
+        Ok(config)
+    }
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            thresholds: DEFAULT_THRESHOLDS,
+            currency: IgnoredAny,
+            miles_per_usd: IgnoredAny,
+            expiry_months: IgnoredAny,
+            welcome_bonus: IgnoredAny,
+            cents_per_mile_hundredths: IgnoredAny,
+            cash_and_miles_min_miles: IgnoredAny,
+            elite_hotel_multiplier_percent: IgnoredAny,
+            partners: IgnoredAny,
+            awards: IgnoredAny,
+        }
+    }
+}
+
+/// Default qualifying points for each status.
+const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
+    gold: 40_000,
+    platinum: 75_000,
+    platinum_pro: 125_000,
+    executive_platinum: 200_000,
+};
+
 /// Default miles per USD by status.
 const DEFAULT_RATES: PerStatus = PerStatus {
     member: 5,
@@ -255,15 +308,7 @@ impl Config {
     fn check(&self) -> Result<(), PluginError> {
         check_currency(&self.currency)?;
         check_expiry(self.expiry_months)?;
-        let t = &self.thresholds;
-        let rising = [t.gold, t.platinum, t.platinum_pro, t.executive_platinum]
-            .windows(2)
-            .all(|w| w[0] < w[1]);
-        if t.gold < 1 || !rising {
-            return Err(invalid(
-                "thresholds must start at 1 or more and rise with each status",
-            ));
-        }
+        check_thresholds(&self.thresholds)?;
         if self.welcome_bonus < 0 || self.cash_and_miles_min_miles < 0 {
             return Err(invalid(
                 "welcome_bonus and cash_and_miles_min_miles must not be negative",
@@ -322,12 +367,7 @@ impl Default for Config {
         Config {
             currency: "USD".into(),
             miles_per_usd: DEFAULT_RATES,
-            thresholds: Thresholds {
-                gold: 40_000,
-                platinum: 75_000,
-                platinum_pro: 125_000,
-                executive_platinum: 200_000,
-            },
+            thresholds: DEFAULT_THRESHOLDS,
             expiry_months: DEFAULT_EXPIRY_MONTHS,
             welcome_bonus: 500,
             cents_per_mile_hundredths: 100,
@@ -379,6 +419,19 @@ fn check_currency(currency: &str) -> Result<(), PluginError> {
             "currency {currency:?} is not an ISO 4217 code"
         )))
     }
+}
+
+/// Thresholds start at 1 or more and rise with each status.
+fn check_thresholds(t: &Thresholds) -> Result<(), PluginError> {
+    let rising = [t.gold, t.platinum, t.platinum_pro, t.executive_platinum]
+        .windows(2)
+        .all(|w| w[0] < w[1]);
+    if t.gold < 1 || !rising {
+        return Err(invalid(
+            "thresholds must start at 1 or more and rise with each status",
+        ));
+    }
+    Ok(())
 }
 
 fn check_expiry(months: u32) -> Result<(), PluginError> {

@@ -25,7 +25,7 @@
 
 mod config;
 
-use config::{CASH_AND_MILES, Config, FlightConfig, Partner, PartnerKind};
+use config::{CASH_AND_MILES, Config, FlightConfig, Partner, PartnerKind, TierConfig};
 use loyalty_sdk::money::group_thousands as thousands;
 use loyalty_sdk::prelude::*;
 
@@ -365,7 +365,8 @@ impl Program for AirlineMiles {
     }
 
     fn evaluate_tier(member: &Member, ctx: &Context) -> Result<TierDecision, PluginError> {
-        let config = Config::load(ctx)?;
+        // Run after every event: reads only the thresholds.
+        let config = TierConfig::load(ctx)?;
         let year = time::date(ctx.now).year;
         let this_year = member.stats.calendar_year.qualifying_points;
         let last_year = member.stats.previous_calendar_year.qualifying_points;

@@ -1,7 +1,7 @@
 //! The airline programme's rules, with concrete numbers.
 
 use super::*;
-use crate::config::FlightConfig;
+use crate::config::{FlightConfig, TierConfig};
 use loyalty_sdk::testing::{context, event, member, purchase, redeem};
 use loyalty_sdk::{LineItem, Money};
 
@@ -497,6 +497,10 @@ fn the_default_config_text_is_the_default_config() {
         serde_json::from_str::<FlightConfig>(config::DEFAULT_CONFIG).unwrap(),
         FlightConfig::default()
     );
+    assert_eq!(
+        serde_json::from_str::<TierConfig>(config::DEFAULT_CONFIG).unwrap(),
+        TierConfig::default()
+    );
 }
 
 #[test]
@@ -518,7 +522,7 @@ fn the_schema_lists_every_config_field() {
 }
 
 #[test]
-fn the_flight_config_knows_every_field_and_refuses_unknown_ones() {
+fn the_flight_and_tier_configs_know_every_field_and_refuse_unknown_ones() {
     let defaults: serde_json::Value = serde_json::from_str(config::DEFAULT_CONFIG).unwrap();
     for (key, value) in defaults.as_object().unwrap() {
         let one = serde_json::json!({ key: value }).to_string();
@@ -526,9 +530,21 @@ fn the_flight_config_knows_every_field_and_refuses_unknown_ones() {
             serde_json::from_str::<FlightConfig>(&one).is_ok(),
             "flight config refuses {key}"
         );
+        assert!(
+            serde_json::from_str::<TierConfig>(&one).is_ok(),
+            "tier config refuses {key}"
+        );
     }
     let typo = context(NOW, r#"{"expiry_month": 12}"#);
     let err = AirlineMiles::on_event(&at("gold"), &flight(100, 0), &typo).unwrap_err();
+    assert_eq!(err.code, "invalid-config");
+    let err = AirlineMiles::evaluate_tier(&at("gold"), &typo).unwrap_err();
+    assert_eq!(err.code, "invalid-config");
+    let falling = context(
+        NOW,
+        r#"{"thresholds": {"gold": 9, "platinum": 8, "platinum_pro": 10, "executive_platinum": 11}}"#,
+    );
+    let err = AirlineMiles::evaluate_tier(&at("gold"), &falling).unwrap_err();
     assert_eq!(err.code, "invalid-config");
 }
 

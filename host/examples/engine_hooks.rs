@@ -1,0 +1,198 @@
+//! Each hook's time inside the engine: the airline programme (sandboxed, or with
+//! `NATIVE=1` compiled natively) behind a wrapper that times every call, 2,000
+//! members, then three rounds of `N` purchase events (default 20,000) posted on one
+//! thread through `Engine::post_event` (sled in a temporary directory). Then the
+//! last member snapshot the engine passed to `perks` is replayed 10,000 times per
+//! hook in a tight loop, with the merchant's config or with `CONFIG` instead (for
+//! example `CONFIG='{}'`, the plugin's built-in defaults), to separate what the
+//! engine's surroundings add from what the call itself costs.
+//!
+//! `plugins/build && cargo run --release -p loyalty-host --example engine_hooks`
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use loyalty_host::app::{App, Options};
+use loyalty_host::domain::*;
+use loyalty_host::engine::{
+    Answer, CallError, Ctx, Engine, EnrolRequest, FixedProgrammes, Programme,
+};
+use loyalty_host::pool::PluginPool;
+use loyalty_host::storage::{SledStorage, Storage};
+
+const T0: i64 = 1_790_000_000;
+
+/// The programme, with the time and number of calls of each hook.
+struct Timed {
+    inner: Arc<dyn Programme>,
+    ns: [AtomicU64; 4],
+    n: [AtomicU64; 4],
+    last: std::sync::Mutex<Option<(MemberSnapshot, String, Timestamp)>>,
+}
+
+impl Timed {
+    fn time<T>(&self, i: usize, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let r = f();
+        self.ns[i].fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.n[i].fetch_add(1, Ordering::Relaxed);
+        r
+    }
+    fn report(&self) {
+        for (i, name) in ["on-enroll", "on-event", "evaluate-tier", "perks"]
+            .iter()
+            .enumerate()
+        {
+            let n = self.n[i].swap(0, Ordering::Relaxed);
+            let ns = self.ns[i].swap(0, Ordering::Relaxed);
+            if n > 0 {
+                eprintln!(
+                    "  {name}: {n} calls, mean {:.2} µs",
+                    ns as f64 / n as f64 / 1e3
+                );
+            }
+        }
+    }
+}
+
+impl Programme for Timed {
+    fn version(&self) -> &str {
+        self.inner.version()
+    }
+    fn info(&self) -> &ProgramInfo {
+        self.inner.info()
+    }
+    fn on_enroll(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Enrolment>, CallError> {
+        self.time(0, || self.inner.on_enroll(m, ctx))
+    }
+    fn on_event(
+        &self,
+        m: &MemberSnapshot,
+        e: &Event,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Outcome>, CallError> {
+        self.time(1, || self.inner.on_event(m, e, ctx))
+    }
+    fn evaluate_tier(
+        &self,
+        m: &MemberSnapshot,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<TierDecision>, CallError> {
+        self.time(2, || self.inner.evaluate_tier(m, ctx))
+    }
+    fn perks(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Vec<Perk>>, CallError> {
+        *self.last.lock().unwrap() = Some((m.clone(), ctx.config.to_string(), ctx.now));
+        self.time(3, || self.inner.perks(m, ctx))
+    }
+    fn offers(
+        &self,
+        m: &MemberSnapshot,
+        p: &str,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Vec<Offer>>, CallError> {
+        self.inner.offers(m, p, ctx)
+    }
+    fn quote_redemption(
+        &self,
+        m: &MemberSnapshot,
+        r: &RedemptionRequest,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<RedemptionAnswer>, CallError> {
+        self.inner.quote_redemption(m, r, ctx)
+    }
+}
+
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let plugin = std::fs::read(root.join("target/plugins/airline-miles.wasm")).unwrap();
+    let dir = tempfile::tempdir_in(root.join("target")).unwrap();
+    let app = App::open(&dir.path().join("app"), &Options::default()).unwrap();
+    let settings = loyalty_host::engine::MerchantSettings {
+        id: "air".into(),
+        name: "Air".into(),
+        currency: "USD".into(),
+        created_at: T0,
+        config: None,
+        point_value: None,
+        budget: None,
+    };
+    app.ensure_merchant(settings.clone(), &plugin, T0).unwrap();
+    let active = app.registry.active("air").unwrap();
+    let native = std::env::var("NATIVE").is_ok();
+    let inner: Arc<dyn Programme> = if native {
+        Arc::new(loyalty_host::engine::native::Native::<
+            airline_miles::AirlineMiles,
+        >::new("n"))
+    } else {
+        active
+    };
+    let timed = Arc::new(Timed {
+        inner,
+        ns: Default::default(),
+        n: Default::default(),
+        last: Default::default(),
+    });
+    let storage: Arc<dyn Storage> =
+        Arc::new(SledStorage::open(&dir.path().join("db"), 256 << 20).unwrap());
+    let programmes = Arc::new(FixedProgrammes::new());
+    programmes.set("air", timed.clone());
+    let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(60)));
+    let engine = Arc::new(Engine::new(storage, programmes, pool));
+    engine.create_merchant(settings).unwrap();
+    let members = 2000;
+    for i in 0..members {
+        let req = EnrolRequest {
+            member: format!("m{i}"),
+            enrolled_at: T0,
+            ..Default::default()
+        };
+        engine.enrol("air", &req).unwrap();
+    }
+    timed.report();
+    let n: usize = std::env::var("N")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(20_000);
+    for round in 0..3 {
+        let started = Instant::now();
+        for i in 0..n {
+            let member = format!("m{}", (i * 7_919) % members);
+            let event: Event = serde_json::from_value(loyalty_tests::flight(
+                &format!("r{round}e{i}"),
+                T0 + 30 + i as i64,
+            ))
+            .unwrap();
+            engine.post_event("air", &member, &event).unwrap();
+        }
+        eprintln!(
+            "round {round}: {:.1} µs per event",
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+        timed.report();
+    }
+    let (snap, config, now) = timed.last.lock().unwrap().clone().unwrap();
+    eprintln!(
+        "tight loops: the last snapshot (member {} bytes as JSON), config {} bytes",
+        serde_json::to_string(&snap).unwrap().len(),
+        config.len()
+    );
+    let config = std::env::var("CONFIG").unwrap_or(config);
+    let ctx = Ctx::new("air", now, &config, "USD");
+    let event: Event = serde_json::from_value(loyalty_tests::flight("x", now)).unwrap();
+    for _ in 0..3 {
+        let t = Instant::now();
+        for _ in 0..10_000 {
+            timed.inner.perks(&snap, &ctx).unwrap().unwrap();
+        }
+        eprint!("perks {:.2} µs; ", t.elapsed().as_secs_f64() * 1e2);
+        let t = Instant::now();
+        for _ in 0..10_000 {
+            timed.inner.evaluate_tier(&snap, &ctx).unwrap().unwrap();
+        }
+        eprint!("evaluate-tier {:.2} µs; ", t.elapsed().as_secs_f64() * 1e2);
+        let t = Instant::now();
+        for _ in 0..10_000 {
+            timed.inner.on_event(&snap, &event, &ctx).unwrap().unwrap();
+        }
+        eprintln!("on-event {:.2} µs", t.elapsed().as_secs_f64() * 1e2);
+    }
+}
