@@ -45,8 +45,31 @@ use wasm_encoder::{
 use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, InstancePre, Linker, TypedFunc};
 
-/// Wasm pages (64 KiB) of the component's memory: the airline plugin's initial size.
-const MEMORY_PAGES: u64 = 7;
+/// The component's memory: 7 wasm pages (64 KiB each), the airline plugin's initial
+/// size.
+const MEMORY: MemoryType = MemoryType {
+    minimum: 7,
+    maximum: None,
+    memory64: false,
+    shared: false,
+    page_size_log2: None,
+};
+
+/// The shim's table of the two lowered host functions (see [`shim_module`]).
+const IMPORT_TABLE: TableType = TableType {
+    element_type: RefType::FUNCREF,
+    table64: false,
+    minimum: 2,
+    maximum: Some(2),
+    shared: false,
+};
+
+/// Append the core signatures of the two host imports: `log(level, ptr, len)`, then
+/// `panic(ptr, len)`.
+fn import_signatures(types: &mut TypeSection) {
+    types.ty().function([ValType::I32; 3], []);
+    types.ty().function([ValType::I32; 2], []);
+}
 
 /// Where the module's bump allocator starts handing out memory (past the pages
 /// `touch` writes).
@@ -64,20 +87,12 @@ fn core_module(imports: Imports) -> Module {
     types.ty().function([ValType::I32], [ValType::I32]);
     types.ty().function([ValType::I32; 4], [ValType::I32]);
     types.ty().function([ValType::I32; 2], [ValType::I32]);
-    types.ty().function([ValType::I32; 3], []);
-    types.ty().function([ValType::I32; 2], []);
-    let memory_type = MemoryType {
-        minimum: MEMORY_PAGES,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    };
+    import_signatures(&mut types); // types 3 and 4
     let mut import_section = ImportSection::new();
     import_section.import("host", "log", EntityType::Function(3));
     import_section.import("host", "panic", EntityType::Function(4));
     if imports == Imports::MemoryImported {
-        import_section.import("env", "memory", EntityType::Memory(memory_type));
+        import_section.import("env", "memory", EntityType::Memory(MEMORY));
     }
     // Defined functions come after the imported ones.
     let first = if imports == Imports::None { 0 } else { 2 };
@@ -95,7 +110,7 @@ fn core_module(imports: Imports) -> Module {
         &ConstExpr::i32_const(HEAP_START),
     );
     let mut memories = MemorySection::new();
-    memories.memory(memory_type);
+    memories.memory(MEMORY);
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
     exports.export("touch", ExportKind::Func, first);
@@ -177,19 +192,12 @@ fn core_module(imports: Imports) -> Module {
 /// the guest's memory, which exists only once the guest is instantiated).
 fn shim_module() -> Module {
     let mut types = TypeSection::new();
-    types.ty().function([ValType::I32; 3], []);
-    types.ty().function([ValType::I32; 2], []);
+    import_signatures(&mut types);
     let mut funcs = FunctionSection::new();
     funcs.function(0);
     funcs.function(1);
     let mut tables = TableSection::new();
-    tables.table(TableType {
-        element_type: RefType::FUNCREF,
-        table64: false,
-        minimum: 2,
-        maximum: Some(2),
-        shared: false,
-    });
+    tables.table(IMPORT_TABLE);
     let mut exports = ExportSection::new();
     exports.export("0", ExportKind::Func, 0);
     exports.export("1", ExportKind::Func, 1);
@@ -218,22 +226,11 @@ fn shim_module() -> Module {
 /// when it is instantiated, that is on every instantiation of the component.
 fn fixup_module() -> Module {
     let mut types = TypeSection::new();
-    types.ty().function([ValType::I32; 3], []);
-    types.ty().function([ValType::I32; 2], []);
+    import_signatures(&mut types);
     let mut imports = ImportSection::new();
     imports.import("", "0", EntityType::Function(0));
     imports.import("", "1", EntityType::Function(1));
-    imports.import(
-        "",
-        "$imports",
-        EntityType::Table(TableType {
-            element_type: RefType::FUNCREF,
-            table64: false,
-            minimum: 2,
-            maximum: Some(2),
-            shared: false,
-        }),
-    );
+    imports.import("", "$imports", EntityType::Table(IMPORT_TABLE));
     let mut elements = ElementSection::new();
     elements.active(
         Some(0),
@@ -285,16 +282,24 @@ fn host_imports(c: &mut ComponentBuilder) -> (u32, u32) {
     (log, panic)
 }
 
+/// The host imports `(log, panic)` lowered to core functions that read their strings
+/// from `memory`.
+fn lower_host_imports(
+    c: &mut ComponentBuilder,
+    (log, panic): (u32, u32),
+    memory: u32,
+) -> (u32, u32) {
+    let options = [CanonicalOption::UTF8, CanonicalOption::Memory(memory)];
+    (
+        c.lower_func(None, log, options),
+        c.lower_func(None, panic, options),
+    )
+}
+
 /// A module that only defines and exports the memory (for [`Imports::MemoryImported`]).
 fn memory_module() -> Module {
     let mut memories = MemorySection::new();
-    memories.memory(MemoryType {
-        minimum: MEMORY_PAGES,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
+    memories.memory(MEMORY);
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
     let mut module = Module::new();
@@ -311,7 +316,7 @@ fn component_bytes(imports: Imports) -> Vec<u8> {
     let instance = match imports {
         Imports::None => c.core_instantiate(None, module, []),
         Imports::Shim => {
-            let (log, panic) = host_imports(&mut c);
+            let imports = host_imports(&mut c);
             let shim = c.core_module(None, &shim_module());
             let shim = c.core_instantiate(None, shim, []);
             let shim_log = c.core_alias_export(None, shim, "0", ExportKind::Func);
@@ -326,9 +331,7 @@ fn component_bytes(imports: Imports) -> Vec<u8> {
             );
             let instance = c.core_instantiate(None, module, [("host", ModuleArg::Instance(host))]);
             let memory = c.core_alias_export(None, instance, "memory", ExportKind::Memory);
-            let options = [CanonicalOption::UTF8, CanonicalOption::Memory(memory)];
-            let core_log = c.lower_func(None, log, options);
-            let core_panic = c.lower_func(None, panic, options);
+            let (core_log, core_panic) = lower_host_imports(&mut c, imports, memory);
             let fixup_args = c.core_instantiate_exports(
                 None,
                 [
@@ -342,13 +345,11 @@ fn component_bytes(imports: Imports) -> Vec<u8> {
             instance
         }
         Imports::MemoryImported => {
-            let (log, panic) = host_imports(&mut c);
+            let imports = host_imports(&mut c);
             let memory_module = c.core_module(None, &memory_module());
             let memory_instance = c.core_instantiate(None, memory_module, []);
             let memory = c.core_alias_export(None, memory_instance, "memory", ExportKind::Memory);
-            let options = [CanonicalOption::UTF8, CanonicalOption::Memory(memory)];
-            let core_log = c.lower_func(None, log, options);
-            let core_panic = c.lower_func(None, panic, options);
+            let (core_log, core_panic) = lower_host_imports(&mut c, imports, memory);
             let host = c.core_instantiate_exports(
                 None,
                 [
@@ -377,41 +378,30 @@ fn component_bytes(imports: Imports) -> Vec<u8> {
     let memory = c.core_alias_export(None, instance, "memory", ExportKind::Memory);
     let realloc = c.core_alias_export(None, instance, "cabi_realloc", ExportKind::Func);
     let core_count = c.core_alias_export(None, instance, "count", ExportKind::Func);
-    let (strings, enc) = c.type_defined(None);
-    enc.list(ComponentValType::Primitive(PrimitiveValType::String));
-    let (ty, mut enc) = c.type_function(None);
-    enc.params([("strings", ComponentValType::Type(strings))])
-        .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
-    let count = c.lift_func(
-        None,
-        core_count,
-        ty,
-        [
-            CanonicalOption::UTF8,
-            CanonicalOption::Memory(memory),
-            CanonicalOption::Realloc(realloc),
-        ],
-    );
-    c.export("count", ComponentExportKind::Func, count, None);
-
-    // The same core function lifted as `size(bytes: list<u8>) -> u32`: one `realloc`
-    // call and one copy, however long the list.
-    let (bytes, enc) = c.type_defined(None);
-    enc.list(ComponentValType::Primitive(PrimitiveValType::U8));
-    let (ty, mut enc) = c.type_function(None);
-    enc.params([("bytes", ComponentValType::Type(bytes))])
-        .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
-    let size = c.lift_func(
-        None,
-        core_count,
-        ty,
-        [
-            CanonicalOption::UTF8,
-            CanonicalOption::Memory(memory),
-            CanonicalOption::Realloc(realloc),
-        ],
-    );
-    c.export("size", ComponentExportKind::Func, size, None);
+    // `count(strings: list<string>) -> u32`, and the same core function lifted as
+    // `size(bytes: list<u8>) -> u32`: one `realloc` call and one copy, however long
+    // the list.
+    for (name, param, element) in [
+        ("count", "strings", PrimitiveValType::String),
+        ("size", "bytes", PrimitiveValType::U8),
+    ] {
+        let (list, enc) = c.type_defined(None);
+        enc.list(ComponentValType::Primitive(element));
+        let (ty, mut enc) = c.type_function(None);
+        enc.params([(param, ComponentValType::Type(list))])
+            .result(Some(ComponentValType::Primitive(PrimitiveValType::U32)));
+        let func = c.lift_func(
+            None,
+            core_count,
+            ty,
+            [
+                CanonicalOption::UTF8,
+                CanonicalOption::Memory(memory),
+                CanonicalOption::Realloc(realloc),
+            ],
+        );
+        c.export(name, ComponentExportKind::Func, func, None);
+    }
     c.finish()
 }
 

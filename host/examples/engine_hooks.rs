@@ -8,19 +8,21 @@
 //! engine's surroundings add from what the call itself costs.
 //!
 //! `plugins/build && cargo run --release -p loyalty-host --example engine_hooks`
+
+// The engine benchmarks' merchant, flight and engine over a fixed programme.
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::{T0, env, flight, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::domain::*;
-use loyalty_host::engine::{
-    Answer, CallError, Ctx, Engine, EnrolRequest, FixedProgrammes, Programme,
-};
-use loyalty_host::pool::PluginPool;
-use loyalty_host::storage::{SledStorage, Storage};
-
-const T0: i64 = 1_790_000_000;
+use loyalty_host::engine::native::Native;
+use loyalty_host::engine::{Answer, CallError, Ctx, EnrolRequest, Programme};
 
 /// The programme, with the time and number of calls of each hook.
 struct Timed {
@@ -102,29 +104,27 @@ impl Programme for Timed {
     }
 }
 
+/// Mean µs per call of `f` over 10,000 calls.
+fn per_call(mut f: impl FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..10_000 {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1e2
+}
+
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let plugin = std::fs::read(root.join("target/plugins/airline-miles.wasm")).unwrap();
     let dir = tempfile::tempdir_in(root.join("target")).unwrap();
-    let app = App::open(&dir.path().join("app"), &Options::default()).unwrap();
-    let settings = loyalty_host::engine::MerchantSettings {
-        id: "air".into(),
-        name: "Air".into(),
-        currency: "USD".into(),
-        created_at: T0,
-        config: None,
-        point_value: None,
-        budget: None,
-    };
-    app.ensure_merchant(settings.clone(), &plugin, T0).unwrap();
-    let active = app.registry.active("air").unwrap();
-    let native = std::env::var("NATIVE").is_ok();
-    let inner: Arc<dyn Programme> = if native {
-        Arc::new(loyalty_host::engine::native::Native::<
-            airline_miles::AirlineMiles,
-        >::new("n"))
+    let inner: Arc<dyn Programme> = if std::env::var("NATIVE").is_ok() {
+        Arc::new(Native::<airline_miles::AirlineMiles>::new("native"))
     } else {
-        active
+        // The active version of the registry's sandboxed airline plugin.
+        let plugin = std::fs::read(root.join("target/plugins/airline-miles.wasm"))
+            .expect("build the plugins first: plugins/build");
+        let app = App::open(&dir.path().join("app"), &Options::default()).unwrap();
+        app.ensure_merchant(settings(), &plugin, T0).unwrap();
+        app.registry.active("air").unwrap()
     };
     let timed = Arc::new(Timed {
         inner,
@@ -132,13 +132,8 @@ fn main() {
         n: Default::default(),
         last: Default::default(),
     });
-    let storage: Arc<dyn Storage> =
-        Arc::new(SledStorage::open(&dir.path().join("db"), 256 << 20).unwrap());
-    let programmes = Arc::new(FixedProgrammes::new());
-    programmes.set("air", timed.clone());
-    let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(60)));
-    let engine = Arc::new(Engine::new(storage, programmes, pool));
-    engine.create_merchant(settings).unwrap();
+    let engine = common::native_engine(dir.path(), 256, 4, timed.clone());
+    engine.create_merchant(settings()).unwrap();
     let members = 2000;
     for i in 0..members {
         let req = EnrolRequest {
@@ -149,18 +144,12 @@ fn main() {
         engine.enrol("air", &req).unwrap();
     }
     timed.report();
-    let n: usize = std::env::var("N")
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(20_000);
+    let n = env("N", 20_000);
     for round in 0..3 {
         let started = Instant::now();
         for i in 0..n {
             let member = format!("m{}", (i * 7_919) % members);
-            let event: Event = serde_json::from_value(loyalty_tests::flight(
-                &format!("r{round}e{i}"),
-                T0 + 30 + i as i64,
-            ))
-            .unwrap();
+            let event = flight(format!("r{round}e{i}"), T0 + 30 + i as i64);
             engine.post_event("air", &member, &event).unwrap();
         }
         eprintln!(
@@ -177,22 +166,14 @@ fn main() {
     );
     let config = std::env::var("CONFIG").unwrap_or(config);
     let ctx = Ctx::new("air", now, &config, "USD");
-    let event: Event = serde_json::from_value(loyalty_tests::flight("x", now)).unwrap();
+    let event = flight("x".into(), now);
+    let p = &timed.inner;
     for _ in 0..3 {
-        let t = Instant::now();
-        for _ in 0..10_000 {
-            timed.inner.perks(&snap, &ctx).unwrap().unwrap();
-        }
-        eprint!("perks {:.2} µs; ", t.elapsed().as_secs_f64() * 1e2);
-        let t = Instant::now();
-        for _ in 0..10_000 {
-            timed.inner.evaluate_tier(&snap, &ctx).unwrap().unwrap();
-        }
-        eprint!("evaluate-tier {:.2} µs; ", t.elapsed().as_secs_f64() * 1e2);
-        let t = Instant::now();
-        for _ in 0..10_000 {
-            timed.inner.on_event(&snap, &event, &ctx).unwrap().unwrap();
-        }
-        eprintln!("on-event {:.2} µs", t.elapsed().as_secs_f64() * 1e2);
+        eprintln!(
+            "perks {:.2} µs; evaluate-tier {:.2} µs; on-event {:.2} µs",
+            per_call(|| drop(black_box(p.perks(&snap, &ctx).unwrap().unwrap()))),
+            per_call(|| drop(black_box(p.evaluate_tier(&snap, &ctx).unwrap().unwrap()))),
+            per_call(|| drop(black_box(p.on_event(&snap, &event, &ctx).unwrap().unwrap()))),
+        );
     }
 }

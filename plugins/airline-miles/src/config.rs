@@ -77,7 +77,7 @@ impl FlightConfig {
 /// The part of the config a status decision needs, read by `evaluate_tier` after
 /// every event: the thresholds, with the rest skipped as in [`FlightConfig`] (still
 /// named, so an unknown field is refused exactly as [`Config`] refuses it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TierConfig {
     /// See [`Config::thresholds`].
@@ -101,31 +101,6 @@ impl TierConfig {
         Ok(config)
     }
 }
-
-impl Default for TierConfig {
-    fn default() -> Self {
-        TierConfig {
-            thresholds: DEFAULT_THRESHOLDS,
-            currency: IgnoredAny,
-            miles_per_usd: IgnoredAny,
-            expiry_months: IgnoredAny,
-            welcome_bonus: IgnoredAny,
-            cents_per_mile_hundredths: IgnoredAny,
-            cash_and_miles_min_miles: IgnoredAny,
-            elite_hotel_multiplier_percent: IgnoredAny,
-            partners: IgnoredAny,
-            awards: IgnoredAny,
-        }
-    }
-}
-
-/// Default qualifying points for each status.
-const DEFAULT_THRESHOLDS: Thresholds = Thresholds {
-    gold: 40_000,
-    platinum: 75_000,
-    platinum_pro: 125_000,
-    executive_platinum: 200_000,
-};
 
 /// Default miles per USD by status.
 const DEFAULT_RATES: PerStatus = PerStatus {
@@ -250,6 +225,18 @@ impl Thresholds {
     }
 }
 
+/// The default qualifying points for each status.
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            gold: 40_000,
+            platinum: 75_000,
+            platinum_pro: 125_000,
+            executive_platinum: 200_000,
+        }
+    }
+}
+
 /// What kind of partner.
 #[cfg_attr(test, derive(serde::Serialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -367,7 +354,7 @@ impl Default for Config {
         Config {
             currency: "USD".into(),
             miles_per_usd: DEFAULT_RATES,
-            thresholds: DEFAULT_THRESHOLDS,
+            thresholds: Thresholds::default(),
             expiry_months: DEFAULT_EXPIRY_MONTHS,
             welcome_bonus: 500,
             cents_per_mile_hundredths: 100,
