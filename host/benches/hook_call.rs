@@ -1,5 +1,6 @@
 //! A fresh sandboxed instance plus one realistic hook call, against the same plugin
-//! code called natively, in the same run.
+//! code called natively, in the same run; then an event's three hook calls, in one
+//! session (as the engine makes them) and in a fresh instance each.
 //!
 //! `cargo bench -p loyalty-host --bench hook_call` (plugins built first with
 //! `plugins/build`). The hook is the airline programme's `on-event` for a purchase of
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use criterion::{Criterion, criterion_group, criterion_main};
 use loyalty_host::domain;
 use loyalty_host::sandbox::bindings::loyalty::program::types as wit;
-use loyalty_host::sandbox::{Limits, Sandbox, convert};
+use loyalty_host::sandbox::{Limits, Sandbox, Session, convert};
 use loyalty_sdk::Program;
 
 const NOW: i64 = 1_790_000_000;
@@ -48,7 +49,9 @@ fn bench(c: &mut Criterion) {
     let sdk_ctx = loyalty_sdk::testing::context(NOW, "{}");
 
     let native = airline_miles::AirlineMiles::on_event(&sdk_member, &sdk_event, &sdk_ctx).unwrap();
-    let sandboxed = plugin.on_event(&wit_member, &wit_event, &wit_ctx).unwrap();
+    let sandboxed = plugin
+        .on_event(&mut Session::new(), &wit_member, &wit_event, &wit_ctx)
+        .unwrap();
     assert_eq!(
         native.points(),
         sandboxed
@@ -75,6 +78,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("sandboxed (fresh instance + call)", |b| {
         b.iter(|| {
             plugin.on_event(
+                &mut Session::new(),
                 black_box(&wit_member),
                 black_box(&wit_event),
                 black_box(&wit_ctx),
@@ -100,6 +104,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("sandboxed, whole default config", |b| {
         b.iter(|| {
             plugin.on_event(
+                &mut Session::new(),
                 black_box(&wit_member),
                 black_box(&wit_event),
                 black_box(&full_ctx),
@@ -129,6 +134,7 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 plugin.on_event(
+                    &mut Session::new(),
                     black_box(&wit_member),
                     black_box(&wit_event),
                     black_box(&full_ctx),
@@ -147,6 +153,45 @@ fn bench(c: &mut Criterion) {
     });
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     neighbour.join().unwrap();
+    group.finish();
+
+    // What the engine calls for one event, with the whole default config: `on-event`,
+    // `evaluate-tier`, `perks`. The engine runs them in one session (one fresh
+    // instance); the alternative is a fresh instance for each.
+    let mut group = c.benchmark_group("airline event's three hooks");
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            use airline_miles::AirlineMiles as A;
+            let (m, ctx) = (black_box(&sdk_member), black_box(&sdk_full_ctx));
+            black_box(A::on_event(m, black_box(&sdk_event), ctx).unwrap());
+            black_box(A::evaluate_tier(m, ctx).unwrap());
+            black_box(A::perks(m, ctx).unwrap());
+        })
+    });
+    for (name, shared) in [
+        ("sandboxed, one session (the engine)", true),
+        ("sandboxed, a fresh instance for each hook", false),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let (m, ctx) = (black_box(&wit_member), black_box(&full_ctx));
+                let mut s = Session::new();
+                black_box(
+                    plugin
+                        .on_event(&mut s, m, black_box(&wit_event), ctx)
+                        .unwrap(),
+                );
+                if !shared {
+                    s = Session::new();
+                }
+                black_box(plugin.evaluate_tier(&mut s, m, ctx).unwrap());
+                if !shared {
+                    s = Session::new();
+                }
+                black_box(plugin.perks(&mut s, m, ctx).unwrap());
+            })
+        });
+    }
     group.finish();
 }
 

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain;
 use crate::sandbox::bindings::loyalty::program::types as wit;
 use crate::sandbox::convert::{self, InputError};
-use crate::sandbox::{CallReport, Called, Hook, HookError, LoadError, Sandbox};
+use crate::sandbox::{CallReport, Called, Hook, HookError, LoadError, Sandbox, Session};
 
 /// What the runner is asked to do.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,7 +62,7 @@ pub struct RunOutput {
     pub result: serde_json::Value,
     /// Fuel (instructions) the call used.
     pub fuel_used: u64,
-    /// Time of the call (fresh instance + hook), in microseconds.
+    /// Time of the call (a fresh instance + the hook), in microseconds.
     pub time_us: u64,
     /// Time to validate and compile the plugin, in microseconds.
     pub load_us: u64,
@@ -211,19 +211,19 @@ pub fn run(
             let info = serde_json::to_value(plugin.info()).unwrap_or_default();
             (serde_json::json!({ "ok": info }), called.report)
         }
-        Hook::OnEnroll => answer(plugin.on_enroll(&member, &ctx)?),
+        Hook::OnEnroll => answer(plugin.on_enroll(&mut Session::new(), &member, &ctx)?),
         Hook::OnEvent => {
             let event = event.ok_or_else(|| missing("/event", hook))?;
-            answer(plugin.on_event(&member, &event, &ctx)?)
+            answer(plugin.on_event(&mut Session::new(), &member, &event, &ctx)?)
         }
-        Hook::EvaluateTier => answer(plugin.evaluate_tier(&member, &ctx)?),
-        Hook::Perks => answer(plugin.perks(&member, &ctx)?),
+        Hook::EvaluateTier => answer(plugin.evaluate_tier(&mut Session::new(), &member, &ctx)?),
+        Hook::Perks => answer(plugin.perks(&mut Session::new(), &member, &ctx)?),
         Hook::Offers => {
             let partner = input
                 .partner
                 .as_deref()
                 .ok_or_else(|| missing("/partner", hook))?;
-            answer(plugin.offers(&member, partner, &ctx)?)
+            answer(plugin.offers(&mut Session::new(), &member, partner, &ctx)?)
         }
         Hook::QuoteRedemption => {
             let request = input
@@ -231,7 +231,7 @@ pub fn run(
                 .as_ref()
                 .ok_or_else(|| missing("/request", hook))?;
             let request = convert::redemption_request(request)?;
-            answer(plugin.quote_redemption(&member, &request, &ctx)?)
+            answer(plugin.quote_redemption(&mut Session::new(), &member, &request, &ctx)?)
         }
     };
     Ok(RunOutput {

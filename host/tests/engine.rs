@@ -1082,3 +1082,43 @@ fn a_programme_config_must_satisfy_the_programmes_schema() {
         "the new config is used"
     );
 }
+
+#[test]
+fn each_operation_gets_a_fresh_instance_shared_by_its_hook_calls() {
+    // The plugin counts its calls in a static and reports what it saw from each hook.
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::in_dir(dir.path(), "hostile-static-state");
+    let grants = |view: &loyalty_host::engine::MemberView| -> Vec<String> {
+        view.perks.iter().map(|p| p.grant.clone()).collect()
+    };
+    // Enrolment: on-enroll, then perks, in one instance.
+    let ann = h.enrol("ann");
+    assert_eq!(ann.annotations["call"], "1");
+    assert_eq!(grants(&ann), ["call-2"]);
+    // Every event: on-event, evaluate-tier, perks, in an instance of its own. Were an
+    // instance kept from one operation to the next, the counts would run on.
+    for n in 1..=3 {
+        let done = h
+            .post("ann", purchase(&format!("p-{n}"), 1_000, NOW + n))
+            .unwrap();
+        assert_eq!(done.tier.reason, "call 2", "event {n}");
+        let ann = h.engine.member("acme", "ann", NOW + n).unwrap();
+        assert_eq!(ann.annotations["call"], "1", "event {n}");
+        assert_eq!(grants(&ann), ["call-3"], "event {n}");
+    }
+    // A referral is two operations on two members: the referrer's event does not run
+    // in the new member's instance.
+    let bob = h
+        .enrol_with(EnrolRequest {
+            member: "bob".into(),
+            enrolled_at: NOW + 10,
+            referral_code: ann.referral_code.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(bob.annotations["call"], "1");
+    assert_eq!(grants(&bob), ["call-2"]);
+    let ann = h.engine.member("acme", "ann", NOW + 10).unwrap();
+    assert_eq!(ann.tier.reason, "call 2");
+    assert_eq!(grants(&ann), ["call-3"]);
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{NOW, ctx, member, plugin_bytes, purchase};
 use loyalty_host::pool::PluginPool;
 use loyalty_host::registry::{Registry, cache_dir};
-use loyalty_host::sandbox::{Failure, Limits, Sandbox};
+use loyalty_host::sandbox::{Failure, Limits, Sandbox, Session};
 use loyalty_host::storage::{SledStorage, Storage};
 
 const HOSTILE: &[(&str, &str)] = &[
@@ -56,7 +56,7 @@ async fn hostile_merchants_cannot_disturb_a_well_behaved_one() {
     let good = registry.active("good-co").unwrap();
     let reference = good
         .plugin
-        .on_event(&member(), &purchase(1_000), &ctx("{}"))
+        .on_event(&mut Session::new(), &member(), &purchase(1_000), &ctx("{}"))
         .unwrap()
         .value;
 
@@ -68,9 +68,12 @@ async fn hostile_merchants_cannot_disturb_a_well_behaved_one() {
                 let active = registry.active(merchant).unwrap();
                 let result = pool
                     .run(merchant, move || {
-                        active
-                            .plugin
-                            .on_event(&member(), &purchase(1_000 + round), &ctx("{}"))
+                        active.plugin.on_event(
+                            &mut Session::new(),
+                            &member(),
+                            &purchase(1_000 + round),
+                            &ctx("{}"),
+                        )
                     })
                     .await
                     .expect("the pool ran it");
@@ -88,7 +91,7 @@ async fn hostile_merchants_cannot_disturb_a_well_behaved_one() {
             .run("good-co", move || {
                 active
                     .plugin
-                    .on_event(&member(), &purchase(1_000), &ctx("{}"))
+                    .on_event(&mut Session::new(), &member(), &purchase(1_000), &ctx("{}"))
             })
             .await
             .expect("good-co is never refused")

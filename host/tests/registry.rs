@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 
 use common::{NOW, ctx, member, plugin_bytes, purchase};
 use loyalty_host::registry::{ArtifactCache, Registry, RegistryError, SourceKind, cache_dir};
-use loyalty_host::sandbox::{Failure, Limits, LoadError, Sandbox};
+use loyalty_host::sandbox::{Failure, Limits, LoadError, Sandbox, Session};
 use loyalty_host::storage::{SledStorage, Storage};
 
 fn sandbox() -> Sandbox {
@@ -111,7 +111,7 @@ fn activation_swaps_while_calls_in_flight_keep_their_version() {
     assert!(
         in_flight
             .plugin
-            .on_event(&member(), &purchase(1_000), &ctx("{}"))
+            .on_event(&mut Session::new(), &member(), &purchase(1_000), &ctx("{}"))
             .is_ok()
     );
     // ...and new calls get the new version.
@@ -120,7 +120,7 @@ fn activation_swaps_while_calls_in_flight_keep_their_version() {
     assert!(
         now_active
             .plugin
-            .on_event(&member(), &purchase(1_000), &ctx("{}"))
+            .on_event(&mut Session::new(), &member(), &purchase(1_000), &ctx("{}"))
             .is_err()
     );
 }
@@ -197,7 +197,7 @@ fn a_restart_keeps_every_version_and_the_active_one_without_recompiling() {
     assert!(
         active
             .plugin
-            .on_event(&member(), &purchase(1_000), &ctx("{}"))
+            .on_event(&mut Session::new(), &member(), &purchase(1_000), &ctx("{}"))
             .is_ok()
     );
     assert_eq!(registry.stats().compiled.load(Ordering::Relaxed), 0);

@@ -10,7 +10,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{ctx, member, plugin_bytes, purchase};
-use loyalty_host::sandbox::{CompiledPlugin, Failure, Limits, LoadError, Sandbox, componentize};
+use loyalty_host::sandbox::{
+    CompiledPlugin, Failure, Limits, LoadError, Sandbox, Session, componentize,
+};
 
 fn sandbox() -> Sandbox {
     Sandbox::new(Limits {
@@ -28,7 +30,12 @@ fn load(sandbox: &Sandbox, name: &str) -> CompiledPlugin {
 
 fn on_event_failure(sandbox: &Sandbox, name: &str) -> Failure {
     let plugin = load(sandbox, name);
-    match plugin.on_event(&member(), &purchase(50_000), &ctx("{}")) {
+    match plugin.on_event(
+        &mut Session::new(),
+        &member(),
+        &purchase(50_000),
+        &ctx("{}"),
+    ) {
         Ok(called) => panic!("{name} should fail, answered {:?}", called.value),
         Err(e) => {
             assert_eq!(e.plugin, name);
@@ -71,11 +78,21 @@ fn the_same_input_gives_the_same_output_every_time() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, "airline-miles");
     let first = plugin
-        .on_event(&member(), &purchase(50_000), &ctx("{}"))
+        .on_event(
+            &mut Session::new(),
+            &member(),
+            &purchase(50_000),
+            &ctx("{}"),
+        )
         .unwrap();
     for _ in 0..20 {
         let again = plugin
-            .on_event(&member(), &purchase(50_000), &ctx("{}"))
+            .on_event(
+                &mut Session::new(),
+                &member(),
+                &purchase(50_000),
+                &ctx("{}"),
+            )
             .unwrap();
         assert_eq!(again.value, first.value);
         assert_eq!(
@@ -150,7 +167,9 @@ fn a_panic_is_a_trap_that_carries_the_guest_message() {
 fn a_division_by_zero_is_a_trap() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, "hostile-trap");
-    let err = plugin.perks(&member(), &ctx("{}")).unwrap_err();
+    let err = plugin
+        .perks(&mut Session::new(), &member(), &ctx("{}"))
+        .unwrap_err();
     assert_eq!(err.hook.name(), "perks");
     assert!(matches!(err.failure, Failure::Trap { .. }), "{err}");
 }
@@ -164,7 +183,9 @@ fn an_oversized_output_is_refused() {
         "{failure:?}"
     );
     let plugin = load(&sandbox, "hostile-oversized-output");
-    let err = plugin.perks(&member(), &ctx("{}")).unwrap_err();
+    let err = plugin
+        .perks(&mut Session::new(), &member(), &ctx("{}"))
+        .unwrap_err();
     assert!(
         matches!(err.failure, Failure::OutputTooLarge { .. }),
         "{err}"
@@ -181,13 +202,33 @@ fn outputs_that_break_the_rules_are_invalid_and_name_the_field() {
         Failure::InvalidOutput { reason } => reason,
         other => panic!("expected invalid output, got {other:?}"),
     };
-    let negative = reason(plugin.on_event(&m, &purchase(100), &c).unwrap_err().failure);
+    let negative = reason(
+        plugin
+            .on_event(&mut Session::new(), &m, &purchase(100), &c)
+            .unwrap_err()
+            .failure,
+    );
     assert!(negative.starts_with("credits[0].points"), "{negative}");
-    let tier = reason(plugin.evaluate_tier(&m, &c).unwrap_err().failure);
+    let tier = reason(
+        plugin
+            .evaluate_tier(&mut Session::new(), &m, &c)
+            .unwrap_err()
+            .failure,
+    );
     assert!(tier.starts_with("tier "), "{tier}");
-    let perk = reason(plugin.perks(&m, &c).unwrap_err().failure);
+    let perk = reason(
+        plugin
+            .perks(&mut Session::new(), &m, &c)
+            .unwrap_err()
+            .failure,
+    );
     assert!(perk.starts_with("perks[0].id"), "{perk}");
-    let expiry = reason(plugin.on_enroll(&m, &c).unwrap_err().failure);
+    let expiry = reason(
+        plugin
+            .on_enroll(&mut Session::new(), &m, &c)
+            .unwrap_err()
+            .failure,
+    );
     assert!(expiry.starts_with("credits[0].expires-at"), "{expiry}");
 }
 
@@ -271,6 +312,7 @@ fn a_plugin_error_is_an_answer_not_a_failure() {
     let plugin = load(&sandbox, "airline-miles");
     let called = plugin
         .on_event(
+            &mut Session::new(),
             &member(),
             &purchase(100),
             &ctx(r#"{"miles_per_usd": "lots"}"#),
@@ -285,7 +327,12 @@ fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
     let sandbox = sandbox();
     let good = Arc::new(load(&sandbox, "airline-miles"));
     let expected = good
-        .on_event(&member(), &purchase(50_000), &ctx("{}"))
+        .on_event(
+            &mut Session::new(),
+            &member(),
+            &purchase(50_000),
+            &ctx("{}"),
+        )
         .unwrap()
         .value;
     let hostile: Vec<_> = [
@@ -306,7 +353,7 @@ fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
                 for _ in 0..3 {
                     assert!(
                         plugin
-                            .on_event(&member(), &purchase(100), &ctx("{}"))
+                            .on_event(&mut Session::new(), &member(), &purchase(100), &ctx("{}"))
                             .is_err()
                     );
                 }
@@ -316,7 +363,12 @@ fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
     let mut answered = 0;
     while attackers.iter().any(|a| !a.is_finished()) || answered < 50 {
         let called = good
-            .on_event(&member(), &purchase(50_000), &ctx("{}"))
+            .on_event(
+                &mut Session::new(),
+                &member(),
+                &purchase(50_000),
+                &ctx("{}"),
+            )
             .expect("the good plugin keeps answering");
         assert_eq!(called.value, expected);
         answered += 1;
@@ -353,4 +405,138 @@ fn truncated_or_corrupted_modules_are_errors_not_panics() {
         answered += 1;
     }
     assert_eq!(answered, 150);
+}
+
+/// What `hostile-static-state` answered: its static call counter, as each hook reports it.
+fn calls_seen(plugin: &CompiledPlugin, session: &mut Session) -> [String; 3] {
+    let event = plugin
+        .on_event(session, &member(), &purchase(100), &ctx("{}"))
+        .unwrap();
+    let tier = plugin
+        .evaluate_tier(session, &member(), &ctx("{}"))
+        .unwrap();
+    let perks = plugin.perks(session, &member(), &ctx("{}")).unwrap();
+    // Each call reports its own log line only.
+    for (report, n) in [(&event.report, 1), (&tier.report, 2), (&perks.report, 3)] {
+        assert_eq!(report.logs.len(), 1, "{report:?}");
+        assert_eq!(report.logs[0].message, format!("call {n}"), "{report:?}");
+    }
+    [
+        event.value.unwrap().annotations["call"].clone(),
+        tier.value.unwrap().reason,
+        perks.value.unwrap()[0].grant.clone(),
+    ]
+}
+
+#[test]
+fn an_operations_calls_share_one_instance_and_nothing_outlives_its_session() {
+    let sandbox = sandbox();
+    let plugin = load(&sandbox, "hostile-static-state");
+    let mut session = Session::new();
+    // One session: one instance, so the static counts on from call to call.
+    assert_eq!(calls_seen(&plugin, &mut session), ["1", "call 2", "call-3"]);
+    // A new session starts from a fresh instance: nothing of the last one is left.
+    assert_eq!(
+        calls_seen(&plugin, &mut Session::new()),
+        ["1", "call 2", "call-3"]
+    );
+    // Calls in sessions of their own each see a fresh instance.
+    for _ in 0..3 {
+        let tier = plugin
+            .evaluate_tier(&mut Session::new(), &member(), &ctx("{}"))
+            .unwrap();
+        assert_eq!(tier.value.unwrap().reason, "call 1");
+    }
+    // The first session kept its instance.
+    let tier = plugin
+        .evaluate_tier(&mut session, &member(), &ctx("{}"))
+        .unwrap();
+    assert_eq!(tier.value.unwrap().reason, "call 4");
+}
+
+#[test]
+fn a_session_on_another_plugin_starts_a_fresh_instance() {
+    let sandbox = sandbox();
+    let one = load(&sandbox, "hostile-static-state");
+    let other = load(&sandbox, "hostile-static-state");
+    let mut session = Session::new();
+    let reason = |p: &CompiledPlugin, s: &mut Session| {
+        p.evaluate_tier(s, &member(), &ctx("{}"))
+            .unwrap()
+            .value
+            .unwrap()
+            .reason
+    };
+    assert_eq!(reason(&one, &mut session), "call 1");
+    assert_eq!(reason(&one, &mut session), "call 2");
+    // The same code loaded again is another plugin: its own instance.
+    assert_eq!(reason(&other, &mut session), "call 1");
+    // A clone is the same plugin.
+    assert_eq!(reason(&other.clone(), &mut session), "call 2");
+}
+
+#[test]
+fn every_call_in_a_session_gets_the_whole_fuel_budget() {
+    let sandbox = sandbox();
+    let plugin = load(&sandbox, "airline-miles");
+    let used = plugin
+        .on_event(
+            &mut Session::new(),
+            &member(),
+            &purchase(50_000),
+            &ctx("{}"),
+        )
+        .unwrap()
+        .report
+        .fuel_used;
+    // A budget that `describe` fits in (at load), and more calls in one session than
+    // it could pay for together: they all succeed only if each gets it afresh.
+    let mut budget = used * 3 / 2;
+    let plugin = loop {
+        let tight = Sandbox::new(Limits {
+            fuel: budget,
+            ..Limits::default()
+        })
+        .unwrap();
+        match tight.load("airline-miles", &plugin_bytes("airline-miles")) {
+            Ok(p) => break p,
+            Err(LoadError::Describe(Failure::OutOfFuel { .. })) => budget *= 2,
+            Err(e) => panic!("airline-miles should load: {e}"),
+        }
+    };
+    let mut session = Session::new();
+    for _ in 0..budget / used + 2 {
+        let called = plugin
+            .on_event(&mut session, &member(), &purchase(50_000), &ctx("{}"))
+            .unwrap();
+        assert!(called.value.is_ok());
+        // Never more than a fresh instance (which also pays for first-call set-up).
+        assert!(
+            called.report.fuel_used <= used,
+            "{} > {used}",
+            called.report.fuel_used
+        );
+    }
+}
+
+#[test]
+fn a_failed_call_leaves_the_session_to_start_afresh() {
+    let sandbox = sandbox();
+    for (name, failure) in [
+        ("hostile-memory-bomb", "memory_limit"),
+        ("hostile-trap", "trap"),
+    ] {
+        let plugin = load(&sandbox, name);
+        let mut session = Session::new();
+        let err = plugin
+            .on_event(&mut session, &member(), &purchase(100), &ctx("{}"))
+            .unwrap_err();
+        assert_eq!(err.failure.kind(), failure, "{name}: {err}");
+        // The failed instance is gone; the next call gets a working one (a trapped
+        // instance could not be entered again), with all of its memory.
+        let tier = plugin
+            .evaluate_tier(&mut session, &member(), &ctx("{}"))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(tier.value.unwrap().tier, "member", "{name}");
+    }
 }

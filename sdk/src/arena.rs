@@ -1,7 +1,8 @@
 //! The plugin's memory allocator on WebAssembly: a bump allocator over a static arena.
 //!
-//! Every hook call runs in a fresh instance that is thrown away afterwards, so a
-//! general-purpose allocator's bookkeeping is wasted work, and Rust's default one
+//! Every operation runs in a fresh instance that is thrown away afterwards (its few hook
+//! calls, e.g. an event's `on-event`, `evaluate-tier` and `perks`, share the arena), so
+//! a general-purpose allocator's bookkeeping is wasted work, and Rust's default one
 //! (dlmalloc) grows linear memory on its first allocation in every instance — which
 //! costs the host an `mprotect` and a TLB shootdown per call. This allocator hands out
 //! memory from a 256 KiB arena in the module's zero-initialised data, so a typical call

@@ -6,6 +6,12 @@
 //! rules without any WebAssembly: call the trait's functions directly, with the
 //! builders in [`testing`].
 //!
+//! A hook must be a pure function of its arguments: keep nothing in statics. The host
+//! runs each operation on a member (an event's `on-event`, `evaluate-tier` and `perks`,
+//! an enrolment's `on-enroll` and `perks`) in one fresh instance, so a static would carry
+//! over from one of those calls to the next but never to another operation, and natively
+//! in `cargo test` it would carry over everywhere.
+//!
 //! The SDK gives plugin authors what they would otherwise get wrong:
 //! - money times a rate with explicit rounding ([`Money::earn`], [`Rate`], [`Rounding`]),
 //!   never floats;

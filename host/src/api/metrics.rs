@@ -45,7 +45,7 @@ impl Metrics {
             let sub = registry.sub_registry_with_label(("hook".into(), hook.name().into()));
             sub.register(
                 "hook_duration_seconds",
-                "Plugin hook call time, fresh instance included",
+                "Plugin hook call time, instantiation included for an operation's first call",
                 hooks.duration[hook as usize].clone(),
             );
             sub.register(

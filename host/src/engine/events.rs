@@ -9,7 +9,7 @@ use super::{
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
-use crate::sandbox::Hook;
+use crate::sandbox::{Hook, Session};
 use crate::stats::Activity;
 use crate::storage::{Batch, Key, Space};
 use crate::webhooks::{EventKind, announce};
@@ -119,6 +119,7 @@ impl Engine {
         let mut record = self.apply_event(
             &settings,
             &*programme,
+            &mut Session::new(),
             &ctx,
             &mut rec,
             event,
@@ -211,6 +212,7 @@ impl Engine {
         &self,
         settings: &MerchantSettings,
         programme: &dyn Programme,
+        session: &mut Session,
         ctx: &Ctx<'_>,
         rec: &mut MemberRecord,
         event: &Event,
@@ -222,7 +224,7 @@ impl Engine {
         rec.account.settle(at);
         let snapshot = Self::snapshot(rec, at);
         let outcome = programme
-            .on_event(&snapshot, event, ctx)?
+            .on_event(session, &snapshot, event, ctx)?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::OnEvent,
                 error,
@@ -317,8 +319,8 @@ impl Engine {
             .collect();
         rec.annotations.extend(outcome.annotations);
 
-        let tier = self.decide_tier(programme, ctx, rec, at, Some(&event.id), batch)?;
-        let new_perks = self.refresh_perks(programme, ctx, rec, at)?;
+        let tier = self.decide_tier(programme, session, ctx, rec, at, Some(&event.id), batch)?;
+        let new_perks = self.refresh_perks(programme, session, ctx, rec, at)?;
         let balance = rec.account.balance(at);
         Ok(EventRecord {
             member: rec.id.clone(),
@@ -347,9 +349,11 @@ impl Engine {
     }
 
     /// Run `evaluate-tier` and record a change.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn decide_tier(
         &self,
         programme: &dyn Programme,
+        session: &mut Session,
         ctx: &Ctx<'_>,
         rec: &mut MemberRecord,
         at: Timestamp,
@@ -357,7 +361,7 @@ impl Engine {
         batch: &mut Batch,
     ) -> Result<TierResult, EngineError> {
         let decision = programme
-            .evaluate_tier(&Self::snapshot(rec, at), ctx)?
+            .evaluate_tier(session, &Self::snapshot(rec, at), ctx)?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::EvaluateTier,
                 error,
@@ -392,12 +396,13 @@ impl Engine {
     pub(super) fn refresh_perks(
         &self,
         programme: &dyn Programme,
+        session: &mut Session,
         ctx: &Ctx<'_>,
         rec: &mut MemberRecord,
         at: Timestamp,
     ) -> Result<Vec<String>, EngineError> {
         let perks = programme
-            .perks(&Self::snapshot(rec, at), ctx)?
+            .perks(session, &Self::snapshot(rec, at), ctx)?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::Perks,
                 error,

@@ -13,8 +13,8 @@ use super::{
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
-use crate::sandbox::Hook;
 use crate::sandbox::convert::parse_date;
+use crate::sandbox::{Hook, Session};
 use crate::stats::ActivityStats;
 use crate::storage::{Batch, Key, Space};
 
@@ -332,6 +332,7 @@ impl Engine {
         self.run_enrol(
             &settings,
             &*programme,
+            &mut Session::new(),
             &ctx,
             &mut rec,
             &mut budget,
@@ -355,9 +356,11 @@ impl Engine {
                 referee: Some(rec.id.clone()),
                 attributes: Default::default(),
             };
+            // The referrer's event is an operation on another member: its own instance.
             let mut record = self.apply_event(
                 &settings,
                 &*programme,
+                &mut Session::new(),
                 &ctx,
                 r,
                 &event,
@@ -404,10 +407,12 @@ impl Engine {
     }
 
     /// `on-enroll`: credits, first tier, state; then perks.
+    #[allow(clippy::too_many_arguments)]
     fn run_enrol(
         &self,
         settings: &MerchantSettings,
         programme: &dyn Programme,
+        session: &mut Session,
         ctx: &Ctx<'_>,
         rec: &mut MemberRecord,
         budget: &mut Option<BudgetState>,
@@ -415,7 +420,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let at = ctx.now;
         let enrolment = programme
-            .on_enroll(&Self::snapshot(rec, at), ctx)?
+            .on_enroll(session, &Self::snapshot(rec, at), ctx)?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::OnEnroll,
                 error,
@@ -454,7 +459,7 @@ impl Engine {
         self.put_tier_change(batch, ctx.merchant, rec, &change);
         rec.tier = first;
         rec.tier_reason = "enrolled".into();
-        self.refresh_perks(programme, ctx, rec, at)?;
+        self.refresh_perks(programme, session, ctx, rec, at)?;
         Ok(())
     }
 

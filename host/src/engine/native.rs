@@ -12,6 +12,7 @@ use loyalty_sdk::bindings::loyalty::program::types as wit;
 
 use super::programme::{Answer, CallError, Ctx, Programme};
 use crate::domain;
+use crate::sandbox::Session;
 use crate::sandbox::convert::conversions;
 
 conversions!();
@@ -54,6 +55,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn on_enroll(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<domain::Enrolment>, CallError> {
@@ -62,6 +64,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn on_event(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         e: &domain::Event,
         ctx: &Ctx<'_>,
@@ -74,6 +77,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn evaluate_tier(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<domain::TierDecision>, CallError> {
@@ -85,6 +89,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn perks(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<Vec<domain::Perk>>, CallError> {
@@ -95,6 +100,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn offers(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         partner: &str,
         ctx: &Ctx<'_>,
@@ -107,6 +113,7 @@ impl<P: loyalty_sdk::Program> Programme for Native<P> {
 
     fn quote_redemption(
         &self,
+        _: &mut Session,
         m: &domain::MemberSnapshot,
         r: &domain::RedemptionRequest,
         ctx: &Ctx<'_>,

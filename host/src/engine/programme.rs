@@ -9,8 +9,8 @@ use crate::domain::{
     RedemptionAnswer, RedemptionRequest, TierDecision, Timestamp,
 };
 use crate::registry::{ActivePlugin, Registry};
-use crate::sandbox::HookError;
 use crate::sandbox::convert::{self, InputError};
+use crate::sandbox::{HookError, Session};
 
 /// The context of one hook call.
 #[derive(Debug, Clone, Copy)]
@@ -53,16 +53,26 @@ pub enum CallError {
 pub type Answer<T> = Result<T, PluginError>;
 
 /// A merchant's programme as the engine sees it.
+///
+/// The engine passes one [`Session`] to the hook calls of one operation on one
+/// member: a sandboxed programme answers them from one fresh instance (see
+/// [`Session`]); a native one ignores it.
 pub trait Programme: Send + Sync {
     /// The version (registry version id, or a name for native programmes).
     fn version(&self) -> &str;
     /// What `describe` said.
     fn info(&self) -> &ProgramInfo;
     /// `on-enroll`.
-    fn on_enroll(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Enrolment>, CallError>;
+    fn on_enroll(
+        &self,
+        s: &mut Session,
+        m: &MemberSnapshot,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Enrolment>, CallError>;
     /// `on-event`.
     fn on_event(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         e: &Event,
         ctx: &Ctx<'_>,
@@ -70,14 +80,21 @@ pub trait Programme: Send + Sync {
     /// `evaluate-tier`.
     fn evaluate_tier(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<TierDecision>, CallError>;
     /// `perks`.
-    fn perks(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Vec<Perk>>, CallError>;
+    fn perks(
+        &self,
+        s: &mut Session,
+        m: &MemberSnapshot,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Vec<Perk>>, CallError>;
     /// `offers`.
     fn offers(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         partner: &str,
         ctx: &Ctx<'_>,
@@ -85,6 +102,7 @@ pub trait Programme: Send + Sync {
     /// `quote-redemption`.
     fn quote_redemption(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         r: &RedemptionRequest,
         ctx: &Ctx<'_>,
@@ -135,7 +153,7 @@ impl Programmes for FixedProgrammes {
     }
 }
 
-/// An active registry version, called in the sandbox: a fresh instance per hook.
+/// An active registry version, called in the sandbox: a fresh instance per session.
 impl Programme for ActivePlugin {
     fn version(&self) -> &str {
         &self.version
@@ -145,20 +163,27 @@ impl Programme for ActivePlugin {
         self.plugin.info()
     }
 
-    fn on_enroll(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Enrolment>, CallError> {
+    fn on_enroll(
+        &self,
+        s: &mut Session,
+        m: &MemberSnapshot,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Enrolment>, CallError> {
         let called = self
             .plugin
-            .on_enroll(&convert::member(m)?, &convert::context(ctx))?;
+            .on_enroll(s, &convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
     fn on_event(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         e: &Event,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<Outcome>, CallError> {
         let called = self.plugin.on_event(
+            s,
             &convert::member(m)?,
             &convert::event(e)?,
             &convert::context(ctx),
@@ -168,41 +193,50 @@ impl Programme for ActivePlugin {
 
     fn evaluate_tier(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<TierDecision>, CallError> {
         let called = self
             .plugin
-            .evaluate_tier(&convert::member(m)?, &convert::context(ctx))?;
+            .evaluate_tier(s, &convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
-    fn perks(&self, m: &MemberSnapshot, ctx: &Ctx<'_>) -> Result<Answer<Vec<Perk>>, CallError> {
+    fn perks(
+        &self,
+        s: &mut Session,
+        m: &MemberSnapshot,
+        ctx: &Ctx<'_>,
+    ) -> Result<Answer<Vec<Perk>>, CallError> {
         let called = self
             .plugin
-            .perks(&convert::member(m)?, &convert::context(ctx))?;
+            .perks(s, &convert::member(m)?, &convert::context(ctx))?;
         Ok(called.value)
     }
 
     fn offers(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         partner: &str,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<Vec<Offer>>, CallError> {
-        let called = self
-            .plugin
-            .offers(&convert::member(m)?, partner, &convert::context(ctx))?;
+        let called =
+            self.plugin
+                .offers(s, &convert::member(m)?, partner, &convert::context(ctx))?;
         Ok(called.value)
     }
 
     fn quote_redemption(
         &self,
+        s: &mut Session,
         m: &MemberSnapshot,
         r: &RedemptionRequest,
         ctx: &Ctx<'_>,
     ) -> Result<Answer<RedemptionAnswer>, CallError> {
         let called = self.plugin.quote_redemption(
+            s,
             &convert::member(m)?,
             &convert::redemption_request(r)?,
             &convert::context(ctx),

@@ -9,7 +9,7 @@ use super::{
     decode, encode, fingerprint,
 };
 use crate::domain::{Offer, RedemptionAnswer, RedemptionRequest, Rejection, Timestamp};
-use crate::sandbox::Hook;
+use crate::sandbox::{Hook, Session};
 use crate::storage::{Batch, Key, Space};
 
 /// The answer to a quote request.
@@ -61,7 +61,12 @@ impl Engine {
         // next read), not here.
         rec.account.settle(now);
         let answer = programme
-            .quote_redemption(&Self::snapshot(&rec, now), request, &ctx)?
+            .quote_redemption(
+                &mut Session::new(),
+                &Self::snapshot(&rec, now),
+                request,
+                &ctx,
+            )?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::QuoteRedemption,
                 error,
@@ -272,7 +277,7 @@ impl Engine {
         let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         rec.account.settle(now);
-        self.refresh_perks(&*programme, &ctx, &mut rec, now)?;
+        self.refresh_perks(&*programme, &mut Session::new(), &ctx, &mut rec, now)?;
         let chosen = rec
             .perks
             .iter_mut()
@@ -321,7 +326,12 @@ impl Engine {
         let config = self.config_text(&settings, &*programme);
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         programme
-            .offers(&Self::snapshot(&rec, now), partner, &ctx)?
+            .offers(
+                &mut Session::new(),
+                &Self::snapshot(&rec, now),
+                partner,
+                &ctx,
+            )?
             .map_err(|error| EngineError::PluginRefused {
                 hook: Hook::Offers,
                 error,

@@ -1,9 +1,11 @@
-//! One hook call: a fresh store and instance, limits armed, the call, its failure
-//! classified by type, its output measured and validated.
+//! One hook call: the operation's instance (made afresh for its first call), limits
+//! armed, the call, its failure classified by type, its output measured and validated.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use wasmtime::component::Instance;
 use wasmtime::{Store, Trap};
 
 use super::bindings::loyalty::program::types as wit;
@@ -58,6 +60,54 @@ pub struct Called<T> {
 /// What a hook that can refuse returns: the plugin's answer or its own error.
 pub type Answer<T> = Result<T, domain::PluginError>;
 
+/// The instance the hook calls of one operation on one member share.
+///
+/// The engine opens a session per operation: an event runs `on-event`, then
+/// `evaluate-tier`, then `perks` on the same member, and an enrolment `on-enroll`
+/// then `perks`. The first call instantiates the plugin afresh; the operation's later
+/// calls reuse that instance, each with its own fuel, deadline, log lines and panic
+/// report; the instance is thrown away (its memory reset) when the session is
+/// dropped. So nothing a plugin leaves in its memory outlives the operation or
+/// reaches another member, and replaying the same operations makes the same calls in
+/// the same order. The memory cap applies to the instance, so to the operation's calls
+/// together.
+///
+/// A call that fails (trap, fuel, deadline, memory) drops the instance, and a call on
+/// another plugin replaces it: either way the next call starts afresh.
+#[derive(Default)]
+pub struct Session {
+    live: Option<Live>,
+}
+
+/// A session's instance and the store it lives in.
+struct Live {
+    /// [`CompiledPlugin::id`] of the plugin it is an instance of.
+    plugin: u64,
+    store: Store<CallState>,
+    instance: Instance,
+}
+
+impl Session {
+    /// A session with no instance yet.
+    pub fn new() -> Session {
+        Session::default()
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("plugin", &self.live.as_ref().map(|l| l.plugin))
+            .finish()
+    }
+}
+
+/// A fresh id for every plugin loaded (clones share it: they are the same code).
+pub(crate) fn next_plugin_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 impl Sandbox {
     /// A store for one call, with its limiter, fuel and deadline armed.
     pub(crate) fn new_store(&self, fuel: u64) -> Store<CallState> {
@@ -67,12 +117,21 @@ impl Sandbox {
             CallState::new(limits.memory_bytes, limits.log_lines, limits.log_line_bytes),
         );
         store.limiter(|s| s);
+        store.epoch_deadline_trap();
+        self.arm(&mut store, fuel);
+        store
+    }
+
+    /// Give a store a call's fuel and deadline.
+    fn arm(&self, store: &mut Store<CallState>, fuel: u64) {
         // Fuel cannot fail to be set when fuel consumption is on (it always is here).
         let _ = store.set_fuel(fuel);
-        let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
+        let ticks = self
+            .limits()
+            .deadline
+            .as_micros()
+            .div_ceil(EPOCH_TICK.as_micros()) as u64;
         store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
-        store
     }
 }
 
@@ -97,14 +156,15 @@ impl CompiledPlugin {
         }
     }
 
-    /// Instantiate, call hook `S` with `params`, and hand back the raw result.
-    fn invoke<'a, S: Signature>(
-        &self,
-        params: S::Params<'a>,
-    ) -> Result<(S::Results, CallReport), HookError> {
-        let hook = S::HOOK;
+    /// The session's instance of this plugin, armed for a call: the one an earlier call
+    /// of the operation made, or a fresh one.
+    fn instance(&self, session: &mut Session, hook: Hook) -> Result<Live, HookError> {
         let limits = self.sandbox.limits();
-        let started = Instant::now();
+        if let Some(mut live) = session.live.take().filter(|l| l.plugin == self.id) {
+            live.store.data_mut().rearm();
+            self.sandbox.arm(&mut live.store, limits.fuel);
+            return Ok(live);
+        }
         let mut store = self.sandbox.new_store(limits.fuel);
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             let failure = classify(&e, store.data(), limits);
@@ -116,8 +176,28 @@ impl CompiledPlugin {
             };
             self.fail(hook, failure)
         })?;
-        let func = instance
-            .get_func(&mut store, self.exports.get(hook))
+        Ok(Live {
+            plugin: self.id,
+            store,
+            instance,
+        })
+    }
+
+    /// Call hook `S` with `params` in the session's instance, and hand back the raw
+    /// result. The instance goes back into the session only when the call succeeded.
+    fn invoke<'a, S: Signature>(
+        &self,
+        session: &mut Session,
+        params: S::Params<'a>,
+    ) -> Result<(S::Results, CallReport), HookError> {
+        let hook = S::HOOK;
+        let limits = self.sandbox.limits();
+        let started = Instant::now();
+        let mut live = self.instance(session, hook)?;
+        let store = &mut live.store;
+        let func = live
+            .instance
+            .get_func(&mut *store, self.exports.get(hook))
             .ok_or_else(|| {
                 // Looked up at load; reaching this means a host bug, reported as such.
                 self.fail(
@@ -127,9 +207,8 @@ impl CompiledPlugin {
                     },
                 )
             })?;
-        let result = CheckedHook::typed::<S>(func).call(&mut store, params);
+        let result = CheckedHook::typed::<S>(func).call(&mut *store, params);
         let fuel_left = store.get_fuel().unwrap_or(0);
-        // The store is dropped when this call returns: move the logs out, no copy.
         let data = store.data_mut();
         let report = CallReport {
             fuel_used: limits.fuel.saturating_sub(fuel_left),
@@ -148,8 +227,11 @@ impl CompiledPlugin {
             "hook call"
         );
         match result {
-            Ok(value) => Ok((value, report)),
-            Err(e) => Err(self.fail(hook, classify(&e, data, limits))),
+            Ok(value) => {
+                session.live = Some(live);
+                Ok((value, report))
+            }
+            Err(e) => Err(self.fail(hook, classify(&e, live.store.data(), limits))),
         }
     }
 
@@ -195,7 +277,7 @@ impl CompiledPlugin {
 
     /// `describe`: what the programme is.
     pub(crate) fn call_describe(&self) -> Result<Called<wit::ProgramInfo>, HookError> {
-        let ((info,), report) = self.invoke::<DescribeSig>(())?;
+        let ((info,), report) = self.invoke::<DescribeSig>(&mut Session::new(), ())?;
         let size = info.output_size();
         let limit = self.sandbox.limits().output_bytes;
         if size > limit {
@@ -210,10 +292,11 @@ impl CompiledPlugin {
     /// `on-enroll`: a member joined.
     pub fn on_enroll(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::Enrolment>>, HookError> {
-        let ((v,), report) = self.invoke::<OnEnrollSig>((member, ctx))?;
+        let ((v,), report) = self.invoke::<OnEnrollSig>(session, (member, ctx))?;
         let limits = self.sandbox.limits();
         self.finish(
             Hook::OnEnroll,
@@ -227,11 +310,12 @@ impl CompiledPlugin {
     /// `on-event`: something happened.
     pub fn on_event(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         event: &wit::Event,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::Outcome>>, HookError> {
-        let ((v,), report) = self.invoke::<OnEventSig>((member, event, ctx))?;
+        let ((v,), report) = self.invoke::<OnEventSig>(session, (member, event, ctx))?;
         let limits = self.sandbox.limits();
         self.finish(
             Hook::OnEvent,
@@ -245,10 +329,11 @@ impl CompiledPlugin {
     /// `evaluate-tier`: the member's tier now.
     pub fn evaluate_tier(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::TierDecision>>, HookError> {
-        let ((v,), report) = self.invoke::<EvaluateTierSig>((member, ctx))?;
+        let ((v,), report) = self.invoke::<EvaluateTierSig>(session, (member, ctx))?;
         self.finish(
             Hook::EvaluateTier,
             v,
@@ -261,10 +346,11 @@ impl CompiledPlugin {
     /// `perks`: the member's entitlements.
     pub fn perks(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<Vec<domain::Perk>>>, HookError> {
-        let ((v,), report) = self.invoke::<PerksSig>((member, ctx))?;
+        let ((v,), report) = self.invoke::<PerksSig>(session, (member, ctx))?;
         self.finish(
             Hook::Perks,
             v,
@@ -277,11 +363,12 @@ impl CompiledPlugin {
     /// `offers`: what the member sees at `partner`.
     pub fn offers(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         partner: &str,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<Vec<domain::Offer>>>, HookError> {
-        let ((v,), report) = self.invoke::<OffersSig>((member, partner, ctx))?;
+        let ((v,), report) = self.invoke::<OffersSig>(session, (member, partner, ctx))?;
         self.finish(
             Hook::Offers,
             v,
@@ -294,11 +381,12 @@ impl CompiledPlugin {
     /// `quote-redemption`: a price, or a refusal.
     pub fn quote_redemption(
         &self,
+        session: &mut Session,
         member: &wit::Member,
         request: &wit::RedemptionRequest,
         ctx: &wit::Context,
     ) -> Result<Called<Answer<domain::RedemptionAnswer>>, HookError> {
-        let ((v,), report) = self.invoke::<QuoteRedemptionSig>((member, request, ctx))?;
+        let ((v,), report) = self.invoke::<QuoteRedemptionSig>(session, (member, request, ctx))?;
         self.finish(
             Hook::QuoteRedemption,
             v,

@@ -21,9 +21,12 @@ const HOST_FUNCTIONS: &[&str] = &["log", "panic"];
 /// The types-only interface the contract's exports refer to.
 const TYPES_INTERFACE: &str = "loyalty:program/types@1.0.0";
 
-/// A plugin compiled once and pre-linked: every call instantiates it afresh.
+/// A plugin compiled once and pre-linked: every operation instantiates it afresh (see
+/// [`Session`](super::Session)).
 #[derive(Clone)]
 pub struct CompiledPlugin {
+    /// Unique per load, so a session knows whose instance it holds.
+    pub(crate) id: u64,
     pub(crate) sandbox: Sandbox,
     pub(crate) label: String,
     pub(crate) pre: InstancePre<CallState>,
@@ -116,6 +119,7 @@ impl Sandbox {
         check_export_types(self, &pre, &indices)?;
 
         let mut plugin = CompiledPlugin {
+            id: super::call::next_plugin_id(),
             sandbox: self.clone(),
             label: label.to_string(),
             pre,

@@ -1,11 +1,13 @@
 //! The sandbox: one wasmtime engine per process, plugins compiled once, a fresh
-//! instance with fuel, deadline, memory, stack and output limits for every hook call.
+//! instance for every operation, and fuel, deadline, stack and output limits for every
+//! hook call (the memory cap is the instance's).
 //!
 //! - [`Sandbox`] owns the engine (pooling allocator, fuel, epoch interruption) and the
 //!   linker that grants plugins exactly the contract's host functions and nothing else.
 //! - [`Sandbox::load`] turns wasm bytes (a component, or a core module built with
 //!   wit-bindgen, which it componentizes) into a validated [`CompiledPlugin`].
-//! - [`CompiledPlugin`]'s hook methods run one call each in a new store and return
+//! - [`CompiledPlugin`]'s hook methods run one call each in a [`Session`]'s instance
+//!   (made afresh for an operation's first call, thrown away with the session) and return
 //!   `Result<Called<Result<T, PluginError>>, HookError>`: the outer error is the plugin
 //!   failing (trap, fuel, deadline, memory, bad output), the inner one is the plugin
 //!   itself saying no.
@@ -27,7 +29,7 @@ use std::time::Duration;
 use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-pub use call::{CallReport, Called, LogLine};
+pub use call::{CallReport, Called, LogLine, Session};
 pub use error::{Failure, Hook, HookError, LoadError};
 pub use load::{CompiledPlugin, componentize, is_core_module};
 pub use observe::HookMetrics;

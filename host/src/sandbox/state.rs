@@ -1,5 +1,6 @@
-//! What one call's store holds: the memory limiter, the plugin's log lines and the
-//! panic message it reported. A new `CallState` is made for every call.
+//! What a store holds: the memory limiter, the plugin's log lines and the panic
+//! message it reported. A new `CallState` is made for every instance, and re-armed
+//! for each further call a session makes on it.
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::HasData;
@@ -7,7 +8,7 @@ use wasmtime::component::HasData;
 use super::bindings::loyalty::program::{host, types};
 use super::call::LogLine;
 
-/// Store data for one hook call.
+/// Store data for one instance's hook calls.
 pub(crate) struct CallState {
     memory_cap: usize,
     log_lines: usize,
@@ -33,6 +34,14 @@ impl CallState {
             logs_dropped: 0,
             panic: None,
         }
+    }
+
+    /// Forget the last call's logs and failure reports before the next call.
+    pub(crate) fn rearm(&mut self) {
+        self.memory_denied = false;
+        self.logs.clear();
+        self.logs_dropped = 0;
+        self.panic = None;
     }
 
     fn truncate(&self, mut message: String) -> String {
