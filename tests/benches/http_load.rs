@@ -219,6 +219,37 @@ fn main() {
         events.push(e);
         bares.push(b);
     }
+    // Where a request's time went inside the server, from its own metrics.
+    let metrics = server.client(None).get("/metrics").body;
+    let mean = |name: &str, label: &str| -> Option<(f64, f64)> {
+        let total = |suffix: &str| -> Option<f64> {
+            metrics
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name}_{suffix}")) && l.contains(label))
+                .map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        let (sum, count) = (total("sum")?, total("count")?);
+        (count > 0.0).then(|| (sum / count * 1e3, count))
+    };
+    for (what, name, label) in [
+        ("flush", "loyalty_storage_flush_duration_seconds", ""),
+        (
+            "on-event",
+            "loyalty_hook_duration_seconds",
+            "hook=\"on-event\"",
+        ),
+        (
+            "evaluate-tier",
+            "loyalty_hook_duration_seconds",
+            "hook=\"evaluate-tier\"",
+        ),
+        ("perks", "loyalty_hook_duration_seconds", "hook=\"perks\""),
+    ] {
+        if let Some((ms, n)) = mean(name, label) {
+            eprintln!("server: {what}: {n:.0} in all, mean {ms:.3} ms");
+        }
+    }
     let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
     println!(
         "| HTTP, {connections} connections, {members} members, {rounds} rounds of {seconds} s | requests/s | p50 | p99 |"
