@@ -10,8 +10,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{ctx, member, plugin_bytes, purchase};
+use loyalty_host::domain;
 use loyalty_host::sandbox::{
-    CompiledPlugin, Failure, Limits, LoadError, Sandbox, Session, componentize,
+    Called, CompiledPlugin, Failure, HookError, Limits, LoadError, Sandbox, Session, componentize,
 };
 
 fn sandbox() -> Sandbox {
@@ -28,14 +29,17 @@ fn load(sandbox: &Sandbox, name: &str) -> CompiledPlugin {
         .unwrap_or_else(|e| panic!("{name} should load: {e}"))
 }
 
+/// `on-event` for a 500.00 purchase by the test member, with the default config.
+fn buy(
+    plugin: &CompiledPlugin,
+    session: &mut Session,
+) -> Result<Called<Result<domain::Outcome, domain::PluginError>>, HookError> {
+    plugin.on_event(session, &member(), &purchase(50_000), &ctx("{}"))
+}
+
 fn on_event_failure(sandbox: &Sandbox, name: &str) -> Failure {
     let plugin = load(sandbox, name);
-    match plugin.on_event(
-        &mut Session::new(),
-        &member(),
-        &purchase(50_000),
-        &ctx("{}"),
-    ) {
+    match buy(&plugin, &mut Session::new()) {
         Ok(called) => panic!("{name} should fail, answered {:?}", called.value),
         Err(e) => {
             assert_eq!(e.plugin, name);
@@ -77,23 +81,9 @@ fn a_core_module_and_its_component_load_alike() {
 fn the_same_input_gives_the_same_output_every_time() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, "airline-miles");
-    let first = plugin
-        .on_event(
-            &mut Session::new(),
-            &member(),
-            &purchase(50_000),
-            &ctx("{}"),
-        )
-        .unwrap();
+    let first = buy(&plugin, &mut Session::new()).unwrap();
     for _ in 0..20 {
-        let again = plugin
-            .on_event(
-                &mut Session::new(),
-                &member(),
-                &purchase(50_000),
-                &ctx("{}"),
-            )
-            .unwrap();
+        let again = buy(&plugin, &mut Session::new()).unwrap();
         assert_eq!(again.value, first.value);
         assert_eq!(
             again.report.fuel_used, first.report.fuel_used,
@@ -326,15 +316,7 @@ fn a_plugin_error_is_an_answer_not_a_failure() {
 fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
     let sandbox = sandbox();
     let good = Arc::new(load(&sandbox, "airline-miles"));
-    let expected = good
-        .on_event(
-            &mut Session::new(),
-            &member(),
-            &purchase(50_000),
-            &ctx("{}"),
-        )
-        .unwrap()
-        .value;
+    let expected = buy(&good, &mut Session::new()).unwrap().value;
     let hostile: Vec<_> = [
         "hostile-infinite-loop",
         "hostile-memory-bomb",
@@ -362,14 +344,7 @@ fn hostile_plugins_do_not_disturb_a_well_behaved_one() {
         .collect();
     let mut answered = 0;
     while attackers.iter().any(|a| !a.is_finished()) || answered < 50 {
-        let called = good
-            .on_event(
-                &mut Session::new(),
-                &member(),
-                &purchase(50_000),
-                &ctx("{}"),
-            )
-            .expect("the good plugin keeps answering");
+        let called = buy(&good, &mut Session::new()).expect("the good plugin keeps answering");
         assert_eq!(called.value, expected);
         answered += 1;
     }
@@ -479,16 +454,7 @@ fn a_session_on_another_plugin_starts_a_fresh_instance() {
 fn every_call_in_a_session_gets_the_whole_fuel_budget() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, "airline-miles");
-    let used = plugin
-        .on_event(
-            &mut Session::new(),
-            &member(),
-            &purchase(50_000),
-            &ctx("{}"),
-        )
-        .unwrap()
-        .report
-        .fuel_used;
+    let used = buy(&plugin, &mut Session::new()).unwrap().report.fuel_used;
     // A budget that `describe` fits in (at load), and more calls in one session than
     // it could pay for together: they all succeed only if each gets it afresh.
     let mut budget = used * 3 / 2;
@@ -506,9 +472,7 @@ fn every_call_in_a_session_gets_the_whole_fuel_budget() {
     };
     let mut session = Session::new();
     for _ in 0..budget / used + 2 {
-        let called = plugin
-            .on_event(&mut session, &member(), &purchase(50_000), &ctx("{}"))
-            .unwrap();
+        let called = buy(&plugin, &mut session).unwrap();
         assert!(called.value.is_ok());
         // Never more than a fresh instance (which also pays for first-call set-up).
         assert!(

@@ -109,8 +109,8 @@ pub(crate) fn next_plugin_id() -> u64 {
 }
 
 impl Sandbox {
-    /// A store for one call, with its limiter, fuel and deadline armed.
-    pub(crate) fn new_store(&self, fuel: u64) -> Store<CallState> {
+    /// A store for an instance, with its limiter, and a call's fuel and deadline armed.
+    pub(crate) fn new_store(&self) -> Store<CallState> {
         let limits = self.limits();
         let mut store = Store::new(
             self.engine(),
@@ -118,19 +118,16 @@ impl Sandbox {
         );
         store.limiter(|s| s);
         store.epoch_deadline_trap();
-        self.arm(&mut store, fuel);
+        self.arm(&mut store);
         store
     }
 
     /// Give a store a call's fuel and deadline.
-    fn arm(&self, store: &mut Store<CallState>, fuel: u64) {
+    fn arm(&self, store: &mut Store<CallState>) {
+        let limits = self.limits();
         // Fuel cannot fail to be set when fuel consumption is on (it always is here).
-        let _ = store.set_fuel(fuel);
-        let ticks = self
-            .limits()
-            .deadline
-            .as_micros()
-            .div_ceil(EPOCH_TICK.as_micros()) as u64;
+        let _ = store.set_fuel(limits.fuel);
+        let ticks = limits.deadline.as_micros().div_ceil(EPOCH_TICK.as_micros()) as u64;
         store.set_epoch_deadline(ticks.max(1));
     }
 }
@@ -162,10 +159,10 @@ impl CompiledPlugin {
         let limits = self.sandbox.limits();
         if let Some(mut live) = session.live.take().filter(|l| l.plugin == self.id) {
             live.store.data_mut().rearm();
-            self.sandbox.arm(&mut live.store, limits.fuel);
+            self.sandbox.arm(&mut live.store);
             return Ok(live);
         }
-        let mut store = self.sandbox.new_store(limits.fuel);
+        let mut store = self.sandbox.new_store();
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
             let failure = classify(&e, store.data(), limits);
             let failure = match failure {

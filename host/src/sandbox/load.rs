@@ -264,7 +264,7 @@ fn export_type_matches(
     let Some(index) = component.get_export_index(Some(interface), hook.name()) else {
         return false;
     };
-    let mut store = sandbox.new_store(sandbox.limits().fuel);
+    let mut store = sandbox.new_store();
     let Ok(instance) = pre.instantiate(&mut store) else {
         return false;
     };
@@ -276,7 +276,7 @@ fn check_export_types(
     pre: &InstancePre<CallState>,
     indices: &[ComponentExportIndex; 7],
 ) -> Result<(), LoadError> {
-    let mut store = sandbox.new_store(sandbox.limits().fuel);
+    let mut store = sandbox.new_store();
     let instance = pre
         .instantiate(&mut store)
         .map_err(|e| LoadError::Compile {
