@@ -25,8 +25,8 @@
 //!   and a stored record that outlives the process.
 //! - [`ledger`]: a member's points as lots, with spending by earliest expiry,
 //!   proportional refunds, explicit debt, expiry and adjustments. Pure logic.
-//! - [`pool`]: the bounded blocking threads guest code runs on, with a per-merchant
-//!   concurrency bound.
+//! - [`pool`]: the bounded threads guest code runs on, with a per-merchant share and
+//!   turns between merchants.
 //! - [`registry`]: merchants' plugin versions (content-addressed, persisted),
 //!   activation and rollback, and the on-disk cache of compiled artefacts.
 //! - [`simulate`]: replaying history through a candidate programme and the active one

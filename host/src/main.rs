@@ -147,6 +147,13 @@ struct ServeArgs {
     sweep_every: u64,
     #[command(flatten)]
     sandbox: SandboxArgs,
+    /// Engine operations (plugin calls) running at once; 0: the default for this
+    /// machine's cores.
+    #[arg(long, env = "LOYALTY_PLUGIN_THREADS", default_value_t = 0)]
+    plugin_threads: usize,
+    /// Of which for one merchant at most; 0: the default for this machine's cores.
+    #[arg(long, env = "LOYALTY_MERCHANT_THREADS", default_value_t = 0)]
+    merchant_threads: usize,
     /// Milliseconds before a failed webhook delivery's second attempt (doubling after).
     #[arg(long, env = "LOYALTY_WEBHOOK_RETRY_MS", default_value_t = 30_000)]
     webhook_retry_ms: u64,
@@ -411,6 +418,12 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
 
     let mut options = Options::default();
     options.limits = args.sandbox.limits(options.limits);
+    if args.plugin_threads > 0 {
+        options.threads = args.plugin_threads;
+    }
+    if args.merchant_threads > 0 {
+        options.per_merchant = args.merchant_threads;
+    }
     options.webhooks.retry_base = Duration::from_millis(args.webhook_retry_ms.max(1));
     options.webhooks.max_attempts = args.webhook_attempts.max(1);
     options.webhooks.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));

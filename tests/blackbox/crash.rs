@@ -57,7 +57,16 @@ fn operations() -> Vec<(String, Option<String>)> {
     ops
 }
 
-fn import(data: &Path, lines: Vec<String>, kill_after: Option<Duration>) -> (Vec<usize>, bool) {
+/// Import `lines`; with `kill_after` (acknowledgements, then a pause), SIGKILL the
+/// importer once it has acknowledged that many (or when it ends first). Counting
+/// acknowledgements instead of time makes every kill land mid-stream however fast the
+/// machine is. The acknowledged line numbers, and whether the kill hit a running
+/// process.
+fn import(
+    data: &Path,
+    lines: Vec<String>,
+    kill_after: Option<(usize, Duration)>,
+) -> (Vec<usize>, bool) {
     let mut child = Command::new(binary())
         .args([
             "import",
@@ -86,6 +95,8 @@ fn import(data: &Path, lines: Vec<String>, kill_after: Option<Duration>) -> (Vec
     });
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().expect("stdout");
+    let (reached, wait) = std::sync::mpsc::channel::<()>();
+    let target = kill_after.map_or(usize::MAX, |(n, _)| n);
     let reader = {
         let acked = acked.clone();
         std::thread::spawn(move || {
@@ -94,14 +105,20 @@ fn import(data: &Path, lines: Vec<String>, kill_after: Option<Duration>) -> (Vec
                 let ack: serde_json::Value = serde_json::from_str(&line).expect("an ack is JSON");
                 if ack["ok"] == true {
                     let n = ack["line"].as_u64().expect("line number") as usize;
-                    acked.lock().unwrap().push(n);
+                    let mut acked = acked.lock().unwrap();
+                    acked.push(n);
+                    if acked.len() == target {
+                        let _ = reached.send(());
+                    }
                 }
             }
+            // The reader's end (the importer ended or was killed) also wakes the waiter.
         })
     };
     let killed = match kill_after {
-        Some(after) => {
-            std::thread::sleep(after);
+        Some((_, pause)) => {
+            let _ = wait.recv_timeout(Duration::from_secs(120));
+            std::thread::sleep(pause);
             // SIGKILL: no chance to flush or clean up.
             let running = child.try_wait().expect("poll").is_none();
             child.kill().expect("kill");
@@ -164,8 +181,11 @@ fn sigkill_mid_stream_loses_no_acknowledged_operation_and_half_applies_none() {
         let from = round * ops.len() / (rounds + 1);
         let lines: Vec<String> = ops[from..].iter().map(|(l, _)| l.clone()).collect();
         let sent = lines.len();
-        let delay = Duration::from_millis(250 + 170 * round as u64);
-        let (acked, killed) = import(&data, lines, Some(delay));
+        // Killed after a different number of acknowledgements each round, and a
+        // different pause after it, so the kill lands at different points of the
+        // pipeline (applying, flushing, answering).
+        let kill = (100 + 97 * round, Duration::from_millis(3 * round as u64));
+        let (acked, killed) = import(&data, lines, Some(kill));
         for n in &acked {
             if let Some(id) = &ops[from + n - 1].1 {
                 expected.insert(id.clone());
