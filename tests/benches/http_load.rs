@@ -14,8 +14,11 @@
 //! - **bare**: `POST /bare` with the same body on a bare axum server in this process
 //!   that parses the JSON and answers a small JSON object: the HTTP stack alone.
 //!
-//! Prints the median over the rounds of each phase's rate and latency percentiles, and
-//! the ratio events / bare. `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
+//! Prints the median over the rounds of each phase's rate and latency percentiles, the
+//! ratio events / bare, and where the server's CPU went in each events phase: CPU time
+//! per request by server thread (`plugin-pool` runs the operations, `tokio-rt-worker`
+//! is HTTP, `group-commit` writes to sled, `sled-io` is sled's own writing), read from
+//! `/proc`. `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
 //! `ROUNDS` set the size; the defaults are 20,000, 64, 10 and 3.
 
 use std::net::SocketAddr;
@@ -140,6 +143,31 @@ where
     }
 }
 
+/// CPU time (user + system, in clock ticks of 10 ms) of each of a process's threads,
+/// by thread name (numbered names such as `sled-io-3` counted as one), from `/proc`.
+fn thread_cpu(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut by = std::collections::HashMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ... ; utime and stime are fields 14 and 15.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+        *by.entry(name.to_string()).or_insert(0) += ticks;
+    }
+    by
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -197,6 +225,7 @@ fn main() {
 
     let mut events = Vec::new();
     let mut bares = Vec::new();
+    let mut cpu = Vec::new();
     for round in 0..rounds {
         let b = runtime.block_on(phase(bare, connections, seconds, move |i| {
             let body = flight(&format!("bare-{round}-{i}"), T0 + 60);
@@ -204,6 +233,7 @@ fn main() {
         }));
         eprintln!("round {round}: bare axum: {b:?}");
         let key = key.clone();
+        let before = server.pid().map(thread_cpu).unwrap_or_default();
         let e = runtime.block_on(phase(real, connections, seconds, move |i| {
             // Spread over the members (a prime stride visits them all).
             let member = (i * 7_919) % members as u64;
@@ -215,6 +245,26 @@ fn main() {
             )
         }));
         eprintln!("round {round}: events: {e:?}");
+        // Where the server's CPU went, per request, by thread. Threads that ended
+        // during the phase are not counted (the server's threads live as long as it).
+        let after = server.pid().map(thread_cpu).unwrap_or_default();
+        let requests = e.rate * seconds as f64;
+        let mut split: Vec<(String, f64)> = after
+            .iter()
+            .map(|(name, t)| {
+                let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
+                (name.clone(), used as f64 * 1e4 / requests)
+            })
+            .filter(|(_, us)| *us >= 0.5)
+            .collect();
+        split.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = split.iter().map(|(_, us)| us).sum();
+        let parts: Vec<String> = split.iter().map(|(n, us)| format!("{n} {us:.0}")).collect();
+        eprintln!(
+            "round {round}: server CPU per event request: {total:.0} µs ({})",
+            parts.join(", ")
+        );
+        cpu.push(total);
         assert_eq!(e.failed, 0, "every event is accepted");
         events.push(e);
         bares.push(b);
@@ -267,7 +317,8 @@ fn main() {
         );
     }
     println!(
-        "\nevents / bare = {:.3}",
-        m(&events, |f| f.rate) / m(&bares, |f| f.rate)
+        "\nevents / bare = {:.3}; the server's CPU per event request (median of the rounds): {:.0} µs",
+        m(&events, |f| f.rate) / m(&bares, |f| f.rate),
+        median(cpu)
     );
 }

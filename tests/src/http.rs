@@ -88,6 +88,10 @@ impl Server {
             _dir: None,
         }
     }
+    /// The server process's id (`None` once it has stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
 
     /// A client for this server with `key` (or none).
     pub fn client(&self, key: Option<&str>) -> Client {
