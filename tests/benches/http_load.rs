@@ -14,6 +14,9 @@
 //! - **bare**: `POST /bare` with the same body on a bare axum server in this process
 //!   that parses the JSON and answers a small JSON object: the HTTP stack alone.
 //!
+//! With `IDEMPOTENCY_KEYS=1` every event request also carries an `Idempotency-Key`
+//! header (the server then stores each answer in a second durable write).
+//!
 //! Prints the median over the rounds of each phase's rate and latency percentiles, the
 //! ratio events / bare, and where the server's CPU went in each events phase: CPU time
 //! per request by server thread (`plugin-pool` runs the operations, `tokio-rt-worker`
@@ -49,13 +52,23 @@ impl Conn {
         Conn { send }
     }
 
-    /// POST `body` to `path`; the status.
-    async fn post(&mut self, path: &str, key: Option<&str>, body: Bytes) -> u16 {
+    /// POST `body` to `path`, with `Idempotency-Key: {idempotency}` if given; the
+    /// status.
+    async fn post(
+        &mut self,
+        path: &str,
+        key: Option<&str>,
+        idempotency: Option<&str>,
+        body: Bytes,
+    ) -> u16 {
         let mut req = hyper::Request::post(path)
             .header("host", "loopback")
             .header("content-type", "application/json");
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(k) = idempotency {
+            req = req.header("idempotency-key", k);
         }
         let req = req.body(Full::new(body)).expect("request");
         self.send.ready().await.expect("connection ready");
@@ -94,11 +107,21 @@ struct Figures {
     failed: u64,
 }
 
+/// One request of a phase.
+struct Req {
+    path: String,
+    /// The bearer key.
+    key: Option<String>,
+    /// The `Idempotency-Key`.
+    idempotency: Option<String>,
+    body: Bytes,
+}
+
 /// Run `connections` connections for `seconds`, each sending `request(i)` one at a
 /// time. Only 2xx answers count as done; anything else is counted as failed.
 async fn phase<F>(addr: SocketAddr, connections: usize, seconds: u64, request: F) -> Figures
 where
-    F: Fn(u64) -> (String, Option<String>, Bytes) + Send + Sync + 'static,
+    F: Fn(u64) -> Req + Send + Sync + 'static,
 {
     let request = Arc::new(request);
     let next = Arc::new(AtomicU64::new(0));
@@ -113,9 +136,16 @@ where
             let mut latencies = Vec::new();
             while Instant::now() < until {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let (path, key, body) = request(i);
+                let Req {
+                    path,
+                    key,
+                    idempotency,
+                    body,
+                } = request(i);
                 let t = Instant::now();
-                let status = conn.post(&path, key.as_deref(), body).await;
+                let status = conn
+                    .post(&path, key.as_deref(), idempotency.as_deref(), body)
+                    .await;
                 if (200..300).contains(&status) {
                     latencies.push(t.elapsed());
                 } else {
@@ -178,6 +208,9 @@ fn main() {
     let connections = env("CONNECTIONS", 64);
     let seconds = env("SECONDS", 10) as u64;
     let rounds = env("ROUNDS", 3);
+    // With IDEMPOTENCY_KEYS=1 every event carries an `Idempotency-Key`, as a partner
+    // app that retries safely sends it: the answer is stored in a second durable write.
+    let idempotency_keys = env("IDEMPOTENCY_KEYS", 0) != 0;
 
     let server = Server::start(&[]);
     let air = merchant(&server, "air", "airline-miles");
@@ -209,6 +242,7 @@ fn main() {
                         .post(
                             "/v1/merchants/air/members",
                             Some(&key),
+                            None,
                             Bytes::from(body.to_string()),
                         )
                         .await;
@@ -229,7 +263,12 @@ fn main() {
     for round in 0..rounds {
         let b = runtime.block_on(phase(bare, connections, seconds, move |i| {
             let body = flight(&format!("bare-{round}-{i}"), T0 + 60);
-            ("/bare".to_string(), None, Bytes::from(body.to_string()))
+            Req {
+                path: "/bare".to_string(),
+                key: None,
+                idempotency: None,
+                body: Bytes::from(body.to_string()),
+            }
         }));
         eprintln!("round {round}: bare axum: {b:?}");
         let key = key.clone();
@@ -237,12 +276,14 @@ fn main() {
         let e = runtime.block_on(phase(real, connections, seconds, move |i| {
             // Spread over the members (a prime stride visits them all).
             let member = (i * 7_919) % members as u64;
-            let body = flight(&format!("r{round}-e{i}"), T0 + 60 + i as i64);
-            (
-                format!("/v1/merchants/air/members/m{member}/events"),
-                Some(key.clone()),
-                Bytes::from(body.to_string()),
-            )
+            let id = format!("r{round}-e{i}");
+            let body = flight(&id, T0 + 60 + i as i64);
+            Req {
+                path: format!("/v1/merchants/air/members/m{member}/events"),
+                key: Some(key.clone()),
+                idempotency: idempotency_keys.then(|| format!("k-{id}")),
+                body: Bytes::from(body.to_string()),
+            }
         }));
         eprintln!("round {round}: events: {e:?}");
         // Where the server's CPU went, per request, by thread. Threads that ended
@@ -302,7 +343,12 @@ fn main() {
     }
     let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
     println!(
-        "| HTTP, {connections} connections, {members} members, {rounds} rounds of {seconds} s | requests/s | p50 | p99 |"
+        "| HTTP, {connections} connections, {members} members, {rounds} rounds of {seconds} s{} | requests/s | p50 | p99 |",
+        if idempotency_keys {
+            ", events with Idempotency-Key"
+        } else {
+            ""
+        }
     );
     println!("| --- | --- | --- | --- |");
     for (name, v) in [

@@ -152,6 +152,25 @@ impl GroupCommit {
     /// Queue `batch`: reads through the group commit see it from now on, and it is
     /// durable when [`GroupCommit::wait`] returns for the ticket.
     pub fn submit(&self, batch: Batch) -> Result<Ticket, StorageError> {
+        match self.queue(batch, true)? {
+            Ok(ticket) => Ok(ticket),
+            // With `wait`, a full queue is waited out, never handed back.
+            Err(_) => Err(StorageError::Backend("the write queue stayed full".into())),
+        }
+    }
+
+    /// [`GroupCommit::submit`] unless the queue is full (the disk has fallen behind),
+    /// in which case the batch comes back instead of the call waiting for room: for
+    /// callers that must not block, such as async workers.
+    pub fn try_submit(&self, batch: Batch) -> Result<Result<Ticket, Batch>, StorageError> {
+        self.queue(batch, false)
+    }
+
+    fn queue(
+        &self,
+        batch: Batch,
+        wait_for_room: bool,
+    ) -> Result<Result<Ticket, Batch>, StorageError> {
         let mut st = lock(&self.shared.state);
         if self.inline {
             // Applied under the state lock, so batches land in ticket order.
@@ -167,7 +186,7 @@ impl GroupCommit {
             let ticket = st.issued;
             drop(st);
             self.shared.durable_tx.send_replace(ticket);
-            return Ok(Ticket(ticket));
+            return Ok(Ok(Ticket(ticket)));
         }
         loop {
             if let Some(e) = &st.failed {
@@ -175,6 +194,9 @@ impl GroupCommit {
             }
             if st.queue.len() < MAX_QUEUED || st.stop {
                 break;
+            }
+            if !wait_for_room {
+                return Ok(Err(batch));
             }
             st = wait(&self.shared.progress, st);
         }
@@ -189,7 +211,7 @@ impl GroupCommit {
         st.queue.push_back((ticket, batch));
         drop(st);
         self.shared.work.notify_one();
-        Ok(Ticket(ticket))
+        Ok(Ok(Ticket(ticket)))
     }
 
     /// A ticket for an operation that wrote nothing but read what earlier operations
@@ -459,6 +481,26 @@ mod tests {
 
     fn key(i: u64) -> Key {
         Key::merchant("m", &[format!("k{i}").as_bytes()])
+    }
+
+    #[test]
+    fn try_submit_hands_the_batch_back_when_the_queue_is_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap());
+        // No committer: nothing leaves the queue.
+        let gc = GroupCommit::new(storage, false);
+        for i in 0..MAX_QUEUED as u64 {
+            let mut b = Batch::new();
+            b.put(Space::Members, key(i), vec![1]);
+            assert!(gc.try_submit(b).unwrap().is_ok(), "room for batch {i}");
+        }
+        let mut b = Batch::new();
+        b.put(Space::Members, key(u64::MAX), vec![2]);
+        let back = gc.try_submit(b).unwrap().expect_err("the queue is full");
+        assert_eq!(back.ops.len(), 1, "the batch comes back whole");
+        // Nothing of it was queued: reads do not see it.
+        assert_eq!(gc.get(Space::Members, &key(u64::MAX)).unwrap(), None);
+        assert_eq!(gc.get(Space::Members, &key(7)).unwrap(), Some(vec![1]));
     }
 
     #[test]

@@ -547,17 +547,34 @@ impl Engine {
     }
 
     fn apply(&self, batch: Batch) -> Result<Ticket, EngineError> {
+        match self.queue(batch, true)? {
+            Ok(ticket) => Ok(ticket),
+            Err(_) => Err(EngineError::Storage("the write queue stayed full".into())),
+        }
+    }
+
+    /// [`Engine::apply`] unless the group commit's queue is full: then the batch
+    /// comes back, unwritten.
+    fn try_apply(&self, batch: Batch) -> Result<Result<Ticket, Batch>, EngineError> {
+        self.queue(batch, false)
+    }
+
+    fn queue(&self, batch: Batch, wait: bool) -> Result<Result<Ticket, Batch>, EngineError> {
         let announces = batch
             .ops
             .iter()
             .any(|(space, _, value)| *space == Space::Outbox && value.is_some());
-        let ticket = self.commit.submit(batch)?;
-        if announces {
+        let queued = if wait {
+            Ok(self.commit.submit(batch)?)
+        } else {
+            self.commit.try_submit(batch)?
+        };
+        if announces && queued.is_ok() {
             // Wake the webhook worker after the apply, not when the row is added to
             // the batch, so it finds the row (it waits for the flush itself).
             self.subscriptions.mark_dirty();
         }
-        Ok(ticket)
+        Ok(queued)
     }
 
     /// What the plugin sees of `rec` at `now`.

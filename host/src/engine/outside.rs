@@ -33,10 +33,18 @@ impl Engine {
     /// Apply `batch` atomically and return once it is durable. For records the
     /// engine does not interpret; callers key them by merchant like everything else.
     pub async fn write(self: &Arc<Self>, batch: Batch) -> Result<(), EngineError> {
-        let engine = self.clone();
-        let ticket = tokio::task::spawn_blocking(move || engine.apply(batch))
-            .await
-            .map_err(|e| EngineError::Storage(format!("write task failed: {e}")))??;
+        // Queued from this task when the queue has room (it only takes the group
+        // commit's lock); when the disk has fallen behind and the queue is full, the
+        // wait for room happens on a blocking thread.
+        let ticket = match self.try_apply(batch)? {
+            Ok(ticket) => ticket,
+            Err(batch) => {
+                let engine = self.clone();
+                tokio::task::spawn_blocking(move || engine.apply(batch))
+                    .await
+                    .map_err(|e| EngineError::Storage(format!("write task failed: {e}")))??
+            }
+        };
         self.commit.wait_async(ticket).await?;
         Ok(())
     }
