@@ -375,34 +375,53 @@ mod tests {
         }
     }
 
+    /// Queue a call of `merchant` that sleeps `ms` and then records `name`; return once
+    /// it has started (so it holds a thread and a place in its merchant's share).
+    async fn hold(
+        pool: &PluginPool,
+        merchant: &str,
+        order: &Arc<Mutex<Vec<String>>>,
+        name: &str,
+        ms: u64,
+    ) {
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, call) = (started.clone(), mark(order, name));
+        pool.queue(
+            merchant,
+            Box::new(move || {
+                flag.store(true, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(ms));
+                call()
+            }),
+        );
+        while !started.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Wait until `order` holds `n` names.
+    async fn until_done(order: &Arc<Mutex<Vec<String>>>, n: usize) -> Vec<String> {
+        for _ in 0..10_000 {
+            if order.lock().unwrap().len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        order.lock().unwrap().clone()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn merchants_take_turns_instead_of_queueing_behind_a_flood() {
-        let pool = Arc::new(PluginPool::new(1, 1, Duration::from_secs(30)));
+        let pool = PluginPool::new(1, 1, Duration::from_secs(30));
         let order = Arc::new(Mutex::new(Vec::new()));
-        let first = {
-            let (pool, order) = (pool.clone(), order.clone());
-            tokio::spawn(async move {
-                pool.run("flood", move || {
-                    std::thread::sleep(Duration::from_millis(100));
-                    mark(&order, "flood-0")()
-                })
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut calls = vec![first];
+        hold(&pool, "flood", &order, "flood-0", 50).await;
+        // Queued in this order while flood-0 holds the one thread.
         for name in ["flood-1", "flood-2", "flood-3", "other-1"] {
-            let (pool, call) = (pool.clone(), mark(&order, name));
-            let merchant = name.split('-').next().unwrap().to_string();
-            calls.push(tokio::spawn(async move { pool.run(&merchant, call).await }));
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            let merchant = name.split('-').next().unwrap();
+            pool.queue(merchant, Box::new(mark(&order, name)));
         }
-        for c in calls {
-            c.await.unwrap().unwrap();
-        }
-        let order = order.lock().unwrap().clone();
         assert_eq!(
-            order,
+            until_done(&order, 5).await,
             ["flood-0", "other-1", "flood-1", "flood-2", "flood-3"],
             "the other merchant's call came next; the flood's kept their order"
         );
@@ -412,17 +431,7 @@ mod tests {
     async fn a_call_refused_as_busy_or_given_up_by_its_caller_never_runs() {
         let pool = Arc::new(PluginPool::new(1, 1, Duration::from_millis(40)));
         let order = Arc::new(Mutex::new(Vec::new()));
-        let blocker = {
-            let (pool, order) = (pool.clone(), order.clone());
-            tokio::spawn(async move {
-                pool.run("acme", move || {
-                    std::thread::sleep(Duration::from_millis(200));
-                    mark(&order, "blocker")()
-                })
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        hold(&pool, "acme", &order, "blocker", 200).await;
         // Refused after waiting 40 ms.
         let refused = pool.run("acme", mark(&order, "refused")).await;
         assert!(
@@ -436,7 +445,7 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_millis(10)).await;
         dropped.abort();
-        blocker.await.unwrap().unwrap();
+        until_done(&order, 1).await;
         pool.run("acme", mark(&order, "after")).await.unwrap();
         assert_eq!(*order.lock().unwrap(), ["blocker", "after"]);
     }
