@@ -72,8 +72,6 @@ struct State {
     merchants: HashMap<Arc<str>, Merchant>,
     /// Merchants with calls waiting and room under their share, in turn.
     ring: VecDeque<Arc<str>>,
-    /// Calls running.
-    running: usize,
     /// Threads alive, and of those waiting for work.
     threads: usize,
     idle: usize,
@@ -110,9 +108,11 @@ fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
 
 impl State {
     /// The next call to start, with its merchant: the first merchant in the ring's
-    /// oldest call (cancelled calls are dropped on the way).
-    fn take(&mut self, per_merchant: usize, threads: usize) -> Option<(Arc<str>, Queued)> {
-        while self.running < threads {
+    /// oldest call (cancelled calls are dropped on the way). `None` only when the
+    /// ring is empty. (A thread asking is not running a call, so there is always a
+    /// place under the pool's bound.)
+    fn take(&mut self, per_merchant: usize) -> Option<(Arc<str>, Queued)> {
+        loop {
             let name = self.ring.pop_front()?;
             let Some(m) = self.merchants.get_mut(&name) else {
                 continue;
@@ -139,7 +139,6 @@ impl State {
                 continue;
             }
             m.running += 1;
-            self.running += 1;
             if !m.waiting.is_empty() && m.running < per_merchant {
                 self.ring.push_back(name.clone());
             } else {
@@ -147,7 +146,6 @@ impl State {
             }
             return Some((name, call));
         }
-        None
     }
 
     /// Put `name` in the ring if it has calls waiting and room.
@@ -164,7 +162,6 @@ impl State {
 
     /// A call of `name` ended.
     fn finished(&mut self, name: &Arc<str>, per_merchant: usize) {
-        self.running -= 1;
         let Some(m) = self.merchants.get_mut(name) else {
             return;
         };
@@ -182,14 +179,14 @@ impl State {
 fn work(shared: &Shared) {
     let mut st = lock(&shared.state);
     loop {
-        if let Some((name, call)) = st.take(shared.per_merchant, shared.threads) {
+        if let Some((name, call)) = st.take(shared.per_merchant) {
             drop(st);
             (call.job)();
             st = lock(&shared.state);
             st.finished(&name, shared.per_merchant);
             continue;
         }
-        if st.stop && st.ring.is_empty() {
+        if st.stop {
             break;
         }
         st.idle += 1;
@@ -264,19 +261,18 @@ impl PluginPool {
         st.maybe_ready(&name, shared.per_merchant);
         // A free thread wakes for it; if none waits, start one (up to `threads`).
         // Threads busy with other calls take it when they finish theirs.
-        let free = st.running + st.idle;
         if st.idle > 0 {
             drop(st);
             shared.work.notify_one();
-        } else if st.threads < shared.threads && free < shared.threads {
+        } else if st.threads < shared.threads {
             st.threads += 1;
             drop(st);
-            let shared = shared.clone();
+            let pool = shared.clone();
             let spawned = std::thread::Builder::new()
                 .name("plugin-pool".into())
-                .spawn(move || work(&shared));
+                .spawn(move || work(&pool));
             if spawned.is_err() {
-                lock(&self.shared.state).threads -= 1;
+                lock(&shared.state).threads -= 1;
             }
         }
         state
@@ -289,7 +285,7 @@ impl PluginPool {
         F: FnOnce() -> T + Send + 'static,
     {
         let started = Instant::now();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
         // The job runs inside the caller's span (the request's), so what the guest
         // call logs carries the request's merchant, member and request id.
         let span = tracing::Span::current();
@@ -299,7 +295,6 @@ impl PluginPool {
             let _ = tx.send(answer.map_err(|_| PoolError::Panicked));
         });
         let waiting = Waiting(self.queue(merchant, call));
-        let mut rx = rx;
         let answer = match tokio::time::timeout(self.queue_timeout, &mut rx).await {
             Ok(answer) => answer,
             // Not started in time: refused, and it never runs.

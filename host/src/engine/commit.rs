@@ -24,7 +24,7 @@
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -152,31 +152,37 @@ impl GroupCommit {
     /// Queue `batch`: reads through the group commit see it from now on, and it is
     /// durable when [`GroupCommit::wait`] returns for the ticket.
     pub fn submit(&self, batch: Batch) -> Result<Ticket, StorageError> {
-        match self.queue(batch, true)? {
-            Ok(ticket) => Ok(ticket),
-            // With `wait`, a full queue is waited out, never handed back.
-            Err(_) => Err(StorageError::Backend("the write queue stayed full".into())),
+        let mut st = lock(&self.shared.state);
+        while !self.room(&st)? {
+            st = wait(&self.shared.progress, st);
         }
+        self.enqueue(st, batch)
     }
 
     /// [`GroupCommit::submit`] unless the queue is full (the disk has fallen behind),
     /// in which case the batch comes back instead of the call waiting for room: for
     /// callers that must not block, such as async workers.
     pub fn try_submit(&self, batch: Batch) -> Result<Result<Ticket, Batch>, StorageError> {
-        self.queue(batch, false)
+        let st = lock(&self.shared.state);
+        if !self.room(&st)? {
+            return Ok(Err(batch));
+        }
+        self.enqueue(st, batch).map(Ok)
     }
 
-    fn queue(
-        &self,
-        batch: Batch,
-        wait_for_room: bool,
-    ) -> Result<Result<Ticket, Batch>, StorageError> {
-        let mut st = lock(&self.shared.state);
+    /// Whether a batch may be queued now; an error once a round has failed (every
+    /// write is refused from then on).
+    fn room(&self, st: &State) -> Result<bool, StorageError> {
+        if let Some(e) = &st.failed {
+            return Err(refused(e));
+        }
+        Ok(self.inline || st.queue.len() < MAX_QUEUED || st.stop)
+    }
+
+    /// Queue `batch` (inline: apply it), holding the state lock `st`.
+    fn enqueue(&self, mut st: MutexGuard<'_, State>, batch: Batch) -> Result<Ticket, StorageError> {
         if self.inline {
             // Applied under the state lock, so batches land in ticket order.
-            if let Some(e) = &st.failed {
-                return Err(refused(e));
-            }
             if let Err(e) = self.shared.storage.apply(batch) {
                 st.failed = Some(e.to_string());
                 return Err(e);
@@ -186,19 +192,7 @@ impl GroupCommit {
             let ticket = st.issued;
             drop(st);
             self.shared.durable_tx.send_replace(ticket);
-            return Ok(Ok(Ticket(ticket)));
-        }
-        loop {
-            if let Some(e) = &st.failed {
-                return Err(refused(e));
-            }
-            if st.queue.len() < MAX_QUEUED || st.stop {
-                break;
-            }
-            if !wait_for_room {
-                return Ok(Err(batch));
-            }
-            st = wait(&self.shared.progress, st);
+            return Ok(Ticket(ticket));
         }
         st.issued += 1;
         let ticket = st.issued;
@@ -211,7 +205,7 @@ impl GroupCommit {
         st.queue.push_back((ticket, batch));
         drop(st);
         self.shared.work.notify_one();
-        Ok(Ok(Ticket(ticket)))
+        Ok(Ticket(ticket))
     }
 
     /// A ticket for an operation that wrote nothing but read what earlier operations

@@ -105,6 +105,14 @@ pub struct Engine {
     subscriptions: Arc<crate::webhooks::Subscriptions>,
 }
 
+/// Whether `batch` adds outbox rows (webhook deliveries).
+fn announces(batch: &Batch) -> bool {
+    batch
+        .ops
+        .iter()
+        .any(|(space, _, value)| *space == Space::Outbox && value.is_some())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -547,34 +555,30 @@ impl Engine {
     }
 
     fn apply(&self, batch: Batch) -> Result<Ticket, EngineError> {
-        match self.queue(batch, true)? {
-            Ok(ticket) => Ok(ticket),
-            Err(_) => Err(EngineError::Storage("the write queue stayed full".into())),
-        }
+        let announces = announces(&batch);
+        let ticket = self.commit.submit(batch)?;
+        self.announced(announces);
+        Ok(ticket)
     }
 
     /// [`Engine::apply`] unless the group commit's queue is full: then the batch
     /// comes back, unwritten.
     fn try_apply(&self, batch: Batch) -> Result<Result<Ticket, Batch>, EngineError> {
-        self.queue(batch, false)
-    }
-
-    fn queue(&self, batch: Batch, wait: bool) -> Result<Result<Ticket, Batch>, EngineError> {
-        let announces = batch
-            .ops
-            .iter()
-            .any(|(space, _, value)| *space == Space::Outbox && value.is_some());
-        let queued = if wait {
-            Ok(self.commit.submit(batch)?)
-        } else {
-            self.commit.try_submit(batch)?
-        };
-        if announces && queued.is_ok() {
-            // Wake the webhook worker after the apply, not when the row is added to
-            // the batch, so it finds the row (it waits for the flush itself).
-            self.subscriptions.mark_dirty();
+        let announces = announces(&batch);
+        let queued = self.commit.try_submit(batch)?;
+        if queued.is_ok() {
+            self.announced(announces);
         }
         Ok(queued)
+    }
+
+    /// After a batch with outbox rows (`announces`) was queued: wake the webhook
+    /// worker then, not when the row was added to the batch, so it finds the row (it
+    /// waits for the flush itself).
+    fn announced(&self, announces: bool) {
+        if announces {
+            self.subscriptions.mark_dirty();
+        }
     }
 
     /// What the plugin sees of `rec` at `now`.
