@@ -3,7 +3,10 @@
 //! that does nothing but credit one point (the engine and storage alone), and the
 //! storage alone, in the same run: every round runs each once, starting with a
 //! different one each round, after a 1 s pause. Prints each one's median rate and the
-//! ratios.
+//! ratios, and for each engine phase the cores the process kept busy, how busy the
+//! whole machine was, and the process's CPU time per event (from `/proc`): a rate
+//! ratio measured while the cores sit partly idle is not the ratio of what the two
+//! setups cost, so both are printed.
 //!
 //! `cargo bench -p loyalty-host --bench engine` (plugins built first with
 //! `plugins/build`). `MEMBERS`, `EVENTS` (per round), `ROUNDS` and `CONCURRENCY` set
@@ -95,6 +98,63 @@ fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
 
 /// The pause before each phase (see the round loop).
 const SETTLE_MS: u64 = 1_000;
+
+/// Clock ticks per second in `/proc` (Linux's USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time used so far: by this process (user + system, from `/proc/self/stat`), and
+/// by the whole machine as (busy, all), from `/proc/stat`; in clock ticks.
+#[derive(Clone, Copy)]
+struct Cpu {
+    process: u64,
+    machine_busy: u64,
+    machine_all: u64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // pid (comm) state ...: utime and stime are the 12th and 13th fields after ')'.
+        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
+        let process = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum();
+        // cpu user nice system idle iowait irq softirq steal ...
+        let all = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let times: Vec<u64> = all
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .take(8)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let machine_all: u64 = times.iter().sum();
+        let idle = times.get(3).copied().unwrap_or(0) + times.get(4).copied().unwrap_or(0);
+        Cpu {
+            process,
+            machine_busy: machine_all.saturating_sub(idle),
+            machine_all,
+        }
+    }
+
+    /// Since `before`, over `seconds` of wall time and `n` operations: the cores this
+    /// process kept busy, the share of the machine's CPU time busy (any process), and
+    /// this process's CPU time per operation in µs.
+    fn since(self, before: Cpu, seconds: f64, n: usize) -> (f64, f64, f64) {
+        let process = (self.process - before.process) as f64 / TICKS_PER_SECOND;
+        let all = (self.machine_all - before.machine_all).max(1) as f64;
+        (
+            process / seconds,
+            (self.machine_busy - before.machine_busy) as f64 / all,
+            process * 1e6 / n as f64,
+        )
+    }
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -190,6 +250,8 @@ fn main() {
     }
 
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); setups.len() + 1];
+    // Per engine setup and counted round: (cores busy in this process, CPU µs per event).
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); setups.len()];
     // Round 0 warms up (sled settles after the enrolments) and is not counted.
     for round in 0..=rounds {
         // Each round starts with a different phase, so that no setup always follows
@@ -222,6 +284,7 @@ fn main() {
             }
             let (name, engine) = &setups[k];
             let before = engine.flush_stats();
+            let cpu_before = Cpu::now();
             let rate = runtime.block_on(drive(engine, events, concurrency, |i, e| {
                 let e = e.clone();
                 tokio::spawn(async move {
@@ -233,29 +296,48 @@ fn main() {
                 })
             }));
             let after = engine.flush_stats();
+            let (cores, machine, per_event) =
+                Cpu::now().since(cpu_before, events as f64 / rate, events);
             let flushes = after.flushes - before.flushes;
             eprintln!(
-                "{label}: {name}: {rate:.0} events/s ({} events per flush, {:.2} ms per flush)",
+                "{label}: {name}: {rate:.0} events/s ({} events per flush, {:.2} ms per flush; \
+                 {cores:.2} cores busy in this process, the machine {:.0} % busy; \
+                 {per_event:.0} µs of CPU per event)",
                 events as u64 / flushes.max(1),
-                (after.flush_time - before.flush_time).as_secs_f64() * 1e3 / flushes.max(1) as f64
+                (after.flush_time - before.flush_time).as_secs_f64() * 1e3 / flushes.max(1) as f64,
+                machine * 100.0
             );
             if counted {
                 rates[k].push(rate);
+                cpu[k].push((cores, per_event));
             }
         }
     }
-    println!("| engine, durable purchase events | median events/s |");
-    println!("| --- | --- |");
+    println!(
+        "| engine, durable purchase events | median events/s | cores busy in the process | CPU per event |"
+    );
+    println!("| --- | --- | --- | --- |");
     // The sandboxed / native ratio of each round (its two phases ran minutes apart at
     // most, on the same sled growth).
     let paired: Vec<f64> = rates[0].iter().zip(&rates[1]).map(|(s, n)| s / n).collect();
     let paired_text: Vec<String> = paired.iter().map(|r| format!("{r:.2}")).collect();
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
-    for ((name, _), m) in setups.iter().zip(&medians) {
-        println!("| {name} | {m:.0} |");
+    let cores: Vec<f64> = cpu
+        .iter()
+        .map(|v| median(v.iter().map(|c| c.0).collect()))
+        .collect();
+    let per_event: Vec<f64> = cpu
+        .iter()
+        .map(|v| median(v.iter().map(|c| c.1).collect()))
+        .collect();
+    for (i, (name, _)) in setups.iter().enumerate() {
+        println!(
+            "| {name} | {:.0} | {:.2} | {:.0} µs |",
+            medians[i], cores[i], per_event[i]
+        );
     }
     println!(
-        "| storage alone (an event's writes: {member_bytes} + {event_bytes} bytes, group commit, no engine) | {:.0} |",
+        "| storage alone (an event's writes: {member_bytes} + {event_bytes} bytes, group commit, no engine) | {:.0} | | |",
         medians[3]
     );
     println!(
@@ -269,6 +351,11 @@ fn main() {
         "sandboxed / native round by round: {} (median {:.2})",
         paired_text.join(", "),
         median(paired)
+    );
+    println!(
+        "CPU per event, native / sandboxed = {:.2}: the rate ratio a run would measure if both were bound by CPU alone (the sandbox adds {:.0} µs of CPU an event)",
+        per_event[1] / per_event[0],
+        per_event[0] - per_event[1]
     );
 }
 
