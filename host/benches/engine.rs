@@ -322,14 +322,13 @@ fn main() {
     let paired: Vec<f64> = rates[0].iter().zip(&rates[1]).map(|(s, n)| s / n).collect();
     let paired_text: Vec<String> = paired.iter().map(|r| format!("{r:.2}")).collect();
     let medians: Vec<f64> = rates.into_iter().map(median).collect();
-    let cores: Vec<f64> = cpu
-        .iter()
-        .map(|v| median(v.iter().map(|c| c.0).collect()))
-        .collect();
-    let per_event: Vec<f64> = cpu
-        .iter()
-        .map(|v| median(v.iter().map(|c| c.1).collect()))
-        .collect();
+    // Each setup's median over the rounds of one part of its CPU figures.
+    let cpu_median = |part: fn(&(f64, f64)) -> f64| -> Vec<f64> {
+        cpu.iter()
+            .map(|v| median(v.iter().map(part).collect()))
+            .collect()
+    };
+    let (cores, per_event) = (cpu_median(|c| c.0), cpu_median(|c| c.1));
     for (i, (name, _)) in setups.iter().enumerate() {
         println!(
             "| {name} | {:.0} | {:.2} | {:.0} µs |",
