@@ -217,3 +217,115 @@ fn sigkill_mid_stream_loses_no_acknowledged_operation_and_half_applies_none() {
     );
     check(&data, &expected);
 }
+
+/// One event a client posted under an `Idempotency-Key` and the answer it got.
+struct Answered {
+    key: String,
+    path: String,
+    body: String,
+    id: String,
+    answer: loyalty_tests::http::Answer,
+}
+
+/// Over HTTP, with an `Idempotency-Key` on every request as a partner app that
+/// retries safely sends one: the server is killed with SIGKILL while eight clients
+/// post events, three times over. After the restarts every event that was answered
+/// 200 is there, and a retry with its key gets the stored answer back, byte for byte
+/// and marked replayed: the operation and the answer the server remembers for it
+/// were both durable before the client heard anything.
+#[test]
+fn answers_given_under_an_idempotency_key_survive_sigkill() {
+    use loyalty_tests::http::{self, Server};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start_on(&data, &[]);
+    let air = http::merchant(&server, "air", "airline-miles");
+    for m in 0..20 {
+        air.client
+            .post(
+                &air.path("/members"),
+                &serde_json::json!({"member": format!("m{m}"), "enrolled_at": T0}),
+            )
+            .expect(201);
+    }
+    let answered: Arc<Mutex<Vec<Answered>>> = Arc::default();
+    for round in 0..3 {
+        if round > 0 {
+            server = Server::start_on(&data, &[]);
+        }
+        let target = answered.lock().unwrap().len() + 300 + 50 * round;
+        let clients: Vec<_> = (0..8)
+            .map(|c| {
+                let client = server.client(Some(&air.key));
+                let answered = answered.clone();
+                std::thread::spawn(move || {
+                    for i in 0.. {
+                        let id = format!("e-{round}-{c}-{i}");
+                        let key = format!("k-{round}-{c}-{i}");
+                        let path =
+                            format!("/v1/merchants/air/members/m{}/events", (c * 7 + i) % 20);
+                        let at = T0 + 60 + (round * 100_000 + i) as i64;
+                        let body = loyalty_tests::flight(&id, at).to_string();
+                        let sent = client.try_send(
+                            "POST",
+                            &path,
+                            &[
+                                ("content-type", "application/json"),
+                                ("idempotency-key", &key),
+                            ],
+                            Some(body.as_bytes()),
+                        );
+                        match sent {
+                            Ok(answer) if answer.status == 200 => {
+                                answered.lock().unwrap().push(Answered {
+                                    key,
+                                    path,
+                                    body,
+                                    id,
+                                    answer,
+                                });
+                            }
+                            // The server is gone: stop.
+                            _ => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        loyalty_tests::eventually("events answered", || {
+            (answered.lock().unwrap().len() >= target).then_some(())
+        });
+        // SIGKILL: no chance to flush or clean up.
+        server.kill();
+        for c in clients {
+            c.join().unwrap();
+        }
+    }
+    let answered = std::mem::take(&mut *answered.lock().unwrap());
+
+    let server = Server::start_on(&data, &[]);
+    let client = server.client(Some(&air.key));
+    for a in &answered {
+        let again = client.send(
+            "POST",
+            &a.path,
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", &a.key),
+            ],
+            Some(a.body.as_bytes()),
+        );
+        assert_eq!(
+            (again.status, again.header("idempotent-replayed")),
+            (200, Some("true")),
+            "the answer to {} (key {}) was not kept: {again:?}",
+            a.id,
+            a.key
+        );
+        assert_eq!(again.body, a.answer.body, "event {}", a.id);
+        client
+            .get(&format!("/v1/merchants/air/events/{}", a.id))
+            .expect(200);
+    }
+}

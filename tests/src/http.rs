@@ -254,10 +254,24 @@ impl Client {
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Answer {
-        let mut stream = TcpStream::connect(self.addr).expect("connect to the server");
+        self.try_send(method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Any request; `Err` when no whole answer came (the server is gone, or was
+    /// killed while answering).
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Answer, String> {
+        let mut stream =
+            TcpStream::connect(self.addr).map_err(|e| format!("connect to the server: {e}"))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(120)))
-            .expect("timeout");
+            .map_err(|e| format!("set a timeout: {e}"))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
             self.addr
@@ -273,7 +287,9 @@ impl Client {
             head.push_str(&format!("content-length: {}\r\n", body.len()));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).expect("send head");
+        stream
+            .write_all(head.as_bytes())
+            .map_err(|e| format!("send the head: {e}"))?;
         // The server may answer (413) before reading everything; ignore a reset then.
         let _ = stream.write_all(body);
         let mut raw = Vec::new();
@@ -282,11 +298,11 @@ impl Client {
     }
 }
 
-fn parse(raw: &[u8]) -> Answer {
+fn parse(raw: &[u8]) -> Result<Answer, String> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)));
+        .ok_or_else(|| format!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut body = raw[split + 4..].to_vec();
     let mut lines = head.split("\r\n");
@@ -294,7 +310,7 @@ fn parse(raw: &[u8]) -> Answer {
         .next()
         .and_then(|l| l.split(' ').nth(1))
         .and_then(|s| s.parse().ok())
-        .expect("status line");
+        .ok_or_else(|| format!("no status line: {head:?}"))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -304,12 +320,19 @@ fn parse(raw: &[u8]) -> Answer {
         .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"))
     {
         body = dechunk(&body);
+    } else if let Some((_, length)) = headers.iter().find(|(n, _)| n == "content-length")
+        && length.parse::<usize>().ok() != Some(body.len())
+    {
+        return Err(format!(
+            "the body ended after {} of {length} bytes",
+            body.len()
+        ));
     }
-    Answer {
+    Ok(Answer {
         status,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
-    }
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {

@@ -14,7 +14,11 @@
 //! The answer is stored after the operation, in a second write: if the host dies
 //! between the two, a retry runs the operation again, which the engine answers from
 //! its own idempotency record for events, adjustments, consumptions, commits and
-//! cancellations, and with a 409 for an enrolment that already happened.
+//! cancellations, and with a 409 for an enrolment that already happened. The handler
+//! runs inside [`Engine::deferring`](crate::engine::Engine::deferring): its writes
+//! are queued without waiting for the disk, and the answer is sent once the stored
+//! answer, written after them, is durable, which makes them durable too. So the two
+//! writes share one wait for a flush, usually the same one.
 
 use crate::domain::hex;
 use std::collections::HashSet;
@@ -30,6 +34,7 @@ use sha2::{Digest, Sha256};
 
 use super::Api;
 use super::problem::ApiError;
+use crate::engine::Engine;
 use crate::storage::{Batch, Key, Space};
 
 /// Idempotency keys whose first request is still running.
@@ -171,23 +176,31 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         }
         return replay(s);
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let (response, deferred) =
+        Engine::deferring(next.run(Request::from_parts(parts, Body::from(bytes)))).await;
+    // What the handler wrote without waiting for the disk: durable before any answer
+    // goes out, by the stored answer's own wait or else by this one.
+    let settle = async |response: Response| match deferred {
+        Some(ticket) => match api.engine().wait(ticket).await {
+            Ok(()) => response,
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        None => response,
+    };
     let status = response.status();
     let keep = !(status.is_server_error()
         || status == StatusCode::UNAUTHORIZED
         || status == StatusCode::FORBIDDEN
         || status == StatusCode::TOO_MANY_REQUESTS);
     if !keep {
-        return response;
+        return settle(response).await;
     }
     let (mut head, body) = response.into_parts();
     let Ok(body) = axum::body::to_bytes(body, ANSWER_MAX).await else {
-        return ApiError::internal("answer too large to remember").into_response();
+        return settle(ApiError::internal("answer too large to remember").into_response()).await;
     };
     let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return ApiError::internal("answer is not text").into_response();
+        return settle(ApiError::internal("answer is not text").into_response()).await;
     };
     let record = Stored {
         fingerprint,
@@ -206,6 +219,7 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         record_key,
         serde_json::to_vec(&record).unwrap_or_default(),
     );
+    // Issued after every ticket the handler left unwaited, so durable after them.
     if let Err(e) = api.engine().write(batch).await {
         return ApiError::from(e).into_response();
     }

@@ -244,7 +244,7 @@ impl Engine {
     }
 
     /// Run `op` for `merchant` on the plugin pool (never on an async worker) and
-    /// return its value once durable.
+    /// return its value once durable (inside [`Engine::deferring`]: once queued).
     pub async fn submit<T, F>(self: &Arc<Self>, merchant: &str, op: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
@@ -252,7 +252,7 @@ impl Engine {
     {
         let engine = self.clone();
         let done = self.pool.run(merchant, move || op(&engine)).await??;
-        self.commit.wait_async(done.ticket).await?;
+        self.durable_async(done.ticket).await?;
         Ok(done.value)
     }
 
