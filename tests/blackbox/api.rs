@@ -411,6 +411,66 @@ fn an_idempotency_key_replays_the_first_answer_and_refuses_a_different_request()
 }
 
 #[test]
+fn a_key_created_under_an_idempotency_key_is_shown_once_and_its_token_is_not_kept() {
+    let mut server = Server::start(&[]);
+    let a = http::merchant(&server, "acme", "airline-miles");
+    let issue = || {
+        a.client.send(
+            "POST",
+            &a.path("/keys"),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "new-key-1"),
+            ],
+            Some(
+                json!({"kind": "merchant", "label": "till"})
+                    .to_string()
+                    .as_bytes(),
+            ),
+        )
+    };
+    let first = issue();
+    let token = first.expect(201)["token"].as_str().unwrap().to_string();
+    assert!(server.client(Some(&token)).get(&a.path("/keys")).status == 200);
+    let keys = a.client.get(&a.path("/keys")).expect(200)["keys"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    // The retry creates no second key and does not see the token again.
+    let again = issue();
+    assert_eq!(
+        (again.status, again.problem().as_str()),
+        (409, "key-shown-once")
+    );
+    assert!(!again.body.contains(&token), "{again:?}");
+    assert_eq!(
+        a.client.get(&a.path("/keys")).expect(200)["keys"]
+            .as_array()
+            .unwrap()
+            .len(),
+        keys
+    );
+
+    // Nothing on disk holds the token: keys are kept as digests only.
+    let data = server.data.clone();
+    server.stop();
+    let mut files = vec![data];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn plugin_uploads_are_refused_with_what_is_wrong_and_failures_name_the_hook() {
     let server = Server::start(&[]);
     let op = server.client(Some(OPERATOR));

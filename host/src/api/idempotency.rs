@@ -5,6 +5,9 @@
 //! different request is refused (422); a retry while the first is still running is
 //! refused (409).
 //!
+//! An answer that carries a new key's token ([`ShownOnce`]) is sent but not kept: a
+//! retry gets a 409 `key-shown-once` instead, so the token is never stored.
+//!
 //! Keys are scoped to the merchant of the path and to the caller's key (by digest of
 //! the token), so nobody can replay or block another caller's key. Answers 401, 403,
 //! 429 and 5xx are not stored: the caller can fix the cause and retry with the same
@@ -77,6 +80,13 @@ struct Stored {
 
 /// The header.
 pub const HEADER: &str = "idempotency-key";
+
+/// Marks an answer that carries a secret shown once (a new key's token), which must
+/// not be kept: the layer sends it, but keeps in its place a 409 `key-shown-once`
+/// for any retry with the same key, so a retry neither creates a second key nor
+/// finds the token in storage, where keys otherwise exist only as digests.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownOnce;
 
 /// Largest stored answer.
 const ANSWER_MAX: usize = 4 << 20;
@@ -202,16 +212,42 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
     let Ok(text) = String::from_utf8(body.to_vec()) else {
         return settle(ApiError::internal("answer is not text").into_response()).await;
     };
-    let record = Stored {
-        fingerprint,
-        status: status.as_u16(),
-        content_type: head
-            .headers
+    let content_type = |headers: &axum::http::HeaderMap| {
+        headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        body: text.clone(),
-        at: super::now(),
+            .map(str::to_string)
+    };
+    let record = if head.extensions.get::<ShownOnce>().is_some() {
+        let (kept, body) = ApiError::new(
+            StatusCode::CONFLICT,
+            "key-shown-once",
+            "The key this request created is shown only once",
+            "this request was answered before with a new key, whose token is not kept; \
+             if it was lost, issue another key and revoke the lost one (its id is in the \
+             list of keys)",
+        )
+        .into_response()
+        .into_parts();
+        let Ok(body) = axum::body::to_bytes(body, ANSWER_MAX).await else {
+            return settle(ApiError::internal("answer too large to remember").into_response())
+                .await;
+        };
+        Stored {
+            fingerprint,
+            status: kept.status.as_u16(),
+            content_type: content_type(&kept.headers),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            at: super::now(),
+        }
+    } else {
+        Stored {
+            fingerprint,
+            status: status.as_u16(),
+            content_type: content_type(&head.headers),
+            body: text.clone(),
+            at: super::now(),
+        }
     };
     let mut batch = Batch::new();
     batch.put(

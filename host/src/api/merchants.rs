@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 
 use super::auth::{MerchantKey, OperatorKey, StaffKey};
 use super::extract::Json;
+use super::idempotency::ShownOnce;
 use super::types::{
     BudgetSettings, BudgetView, ConfigUpdate, ConfigView, CreateMerchant, KeyKind, KeyList,
     KeyRequest, Merchant, MerchantCreated, MerchantList, MerchantUpdate, Partner, PartnerList,
@@ -15,6 +16,12 @@ use crate::engine::MerchantSettings;
 
 fn view(api: &Api, s: &MerchantSettings) -> Merchant {
     Merchant::of(s, api.registry().active(&s.id).map(|a| a.version.clone()))
+}
+
+/// `answer`, marked as carrying a key's token (not kept for `Idempotency-Key` retries).
+fn shown_once(mut answer: axum::response::Response) -> axum::response::Response {
+    answer.extensions_mut().insert(ShownOnce);
+    answer
 }
 
 /// `POST /v1/merchants` (operator): create a merchant and its first merchant key.
@@ -48,10 +55,10 @@ pub async fn merchants_create(
             at,
         )
         .await?;
-    Ok(created(&MerchantCreated {
+    Ok(shown_once(created(&MerchantCreated {
         merchant: view(&api, &merchant),
         key,
-    }))
+    })))
 }
 
 /// `GET /v1/merchants` (operator): every merchant.
@@ -211,7 +218,7 @@ pub async fn keys_create(
         .keys()
         .issue(api.engine(), &merchant, req.kind, partner, req.label, now())
         .await?;
-    Ok(created(&key))
+    Ok(shown_once(created(&key)))
 }
 
 /// `GET /v1/merchants/{merchant}/keys` (operator or merchant).
