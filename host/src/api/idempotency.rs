@@ -218,8 +218,9 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let record = if head.extensions.get::<ShownOnce>().is_some() {
-        let (kept, body) = ApiError::new(
+    // What a retry gets: this answer, or in place of a new key's token a 409 saying so.
+    let (kept_status, kept_type, kept_body) = if head.extensions.get::<ShownOnce>().is_some() {
+        let (problem, body) = ApiError::new(
             StatusCode::CONFLICT,
             "key-shown-once",
             "The key this request created is shown only once",
@@ -233,21 +234,20 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             return settle(ApiError::internal("answer too large to remember").into_response())
                 .await;
         };
-        Stored {
-            fingerprint,
-            status: kept.status.as_u16(),
-            content_type: content_type(&kept.headers),
-            body: String::from_utf8_lossy(&body).into_owned(),
-            at: super::now(),
-        }
+        (
+            problem.status,
+            content_type(&problem.headers),
+            String::from_utf8_lossy(&body).into_owned(),
+        )
     } else {
-        Stored {
-            fingerprint,
-            status: status.as_u16(),
-            content_type: content_type(&head.headers),
-            body: text.clone(),
-            at: super::now(),
-        }
+        (status, content_type(&head.headers), text.clone())
+    };
+    let record = Stored {
+        fingerprint,
+        status: kept_status.as_u16(),
+        content_type: kept_type,
+        body: kept_body,
+        at: super::now(),
     };
     let mut batch = Batch::new();
     batch.put(

@@ -37,7 +37,8 @@ impl Engine {
     }
 
     /// Apply `batch` atomically and return once it is durable (inside
-    /// [`Engine::deferring`]: once queued). For records the engine does not interpret; callers key them by merchant like everything else.
+    /// [`Engine::deferring`]: once queued). For records the engine does not
+    /// interpret; callers key them by merchant like everything else.
     pub async fn write(self: &Arc<Self>, batch: Batch) -> Result<(), EngineError> {
         // Queued from this task when the queue has room (it only takes the group
         // commit's lock); when the disk has fallen behind and the queue is full, the
