@@ -22,7 +22,7 @@
 //! later write (fail-stop): the process must be restarted on the state on disk.
 
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -64,6 +64,30 @@ struct State {
     /// Why a round failed to apply: from then on every write is refused.
     failed: Option<String>,
     stop: bool,
+    /// Async waiters by the ticket they wait for: the committer wakes only those its
+    /// flush made durable (or all of them, when a flush or a round fails).
+    waiters: BTreeMap<u64, Vec<tokio::sync::oneshot::Sender<()>>>,
+}
+
+impl State {
+    /// Take the waiters for tickets up to `durable` (all of them with `u64::MAX`).
+    fn waiters_up_to(&mut self, durable: u64) -> Vec<tokio::sync::oneshot::Sender<()>> {
+        let later = match durable.checked_add(1) {
+            Some(next) => self.waiters.split_off(&next),
+            None => BTreeMap::new(),
+        };
+        std::mem::replace(&mut self.waiters, later)
+            .into_values()
+            .flatten()
+            .collect()
+    }
+}
+
+/// Wake `waiters` (outside the state lock); one whose future was dropped is skipped.
+fn wake(waiters: Vec<tokio::sync::oneshot::Sender<()>>) {
+    for w in waiters {
+        let _ = w.send(());
+    }
 }
 
 struct Shared {
@@ -75,7 +99,6 @@ struct Shared {
     work: Condvar,
     /// Waiters for `applied` or `durable` (and writers waiting for queue space).
     progress: Condvar,
-    durable_tx: tokio::sync::watch::Sender<u64>,
     flushes: AtomicU64,
     rounds: AtomicU64,
     flush_nanos: AtomicU64,
@@ -130,13 +153,11 @@ impl GroupCommit {
     }
 
     fn new(storage: Arc<dyn Storage>, inline: bool) -> GroupCommit {
-        let (durable_tx, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared {
             storage,
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
-            durable_tx,
             flushes: AtomicU64::new(0),
             rounds: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
@@ -189,10 +210,7 @@ impl GroupCommit {
             }
             st.issued += 1;
             (st.applied, st.durable) = (st.issued, st.issued);
-            let ticket = st.issued;
-            drop(st);
-            self.shared.durable_tx.send_replace(ticket);
-            return Ok(Ticket(ticket));
+            return Ok(Ticket(st.issued));
         }
         st.issued += 1;
         let ticket = st.issued;
@@ -228,31 +246,26 @@ impl GroupCommit {
         }
     }
 
-    /// Wait (asynchronously) until `ticket` is durable.
+    /// Wait (asynchronously) until `ticket` is durable. The waiter is woken once,
+    /// when the flush that covers its ticket returns (or one fails), not by every
+    /// round's flush as with one signal for all.
     pub async fn wait_async(&self, ticket: Ticket) -> Result<(), StorageError> {
-        let mut rx = self.shared.durable_tx.subscribe();
-        if *rx.borrow() >= ticket.0 {
-            return Ok(());
-        }
-        let shared = self.shared.clone();
-        let result = rx
-            .wait_for(|d| {
-                let st = lock(&shared.state);
-                *d >= ticket.0 || st.failed.is_some() || st.flush_error.is_some()
-            })
-            .await
-            .map(|d| *d);
-        match result {
-            Ok(d) if d >= ticket.0 => Ok(()),
-            _ => {
-                let st = lock(&self.shared.state);
-                let why = st
-                    .failed
-                    .clone()
-                    .or_else(|| st.flush_error.clone())
-                    .unwrap_or_else(|| "the committer stopped".into());
-                Err(StorageError::Backend(format!("flush failed: {why}")))
-            }
+        loop {
+            let woken = {
+                let mut st = lock(&self.shared.state);
+                if st.durable >= ticket.0 {
+                    return Ok(());
+                }
+                if let Some(e) = st.failed.as_ref().or(st.flush_error.as_ref()) {
+                    return Err(StorageError::Backend(format!("flush failed: {e}")));
+                }
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                st.waiters.entry(ticket.0).or_default().push(tx);
+                rx
+            };
+            // Woken: the state says why (a closed channel cannot happen while
+            // `self` is borrowed, and would only mean looking again).
+            let _ = woken.await;
         }
     }
 
@@ -425,10 +438,11 @@ fn commit_loop(s: &Shared) {
         let target = {
             let st = lock(&s.state);
             if st.failed.is_some() {
+                let mut st = st;
+                let waiters = st.waiters_up_to(u64::MAX);
                 drop(st);
                 // Wake async waiters so they see the failure.
-                let durable = *s.durable_tx.borrow();
-                s.durable_tx.send_replace(durable);
+                wake(waiters);
                 // Nothing more can become durable; wait to be stopped.
                 let mut st = lock(&s.state);
                 while !st.stop {
@@ -447,19 +461,22 @@ fn commit_loop(s: &Shared) {
         s.flushes.fetch_add(1, Ordering::Relaxed);
         let failed = result.is_err();
         let mut st = lock(&s.state);
-        match result {
+        let done = match result {
             Ok(()) => {
                 st.durable = target;
                 st.flush_error = None;
+                st.waiters_up_to(target)
             }
             Err(e) => {
                 tracing::error!(error = %e, "storage flush failed");
                 st.flush_error = Some(e.to_string());
+                // Every waiter sees the failure.
+                st.waiters_up_to(u64::MAX)
             }
-        }
+        };
         drop(st);
         s.progress.notify_all();
-        s.durable_tx.send_replace(target);
+        wake(done);
         if failed {
             // Do not spin on a failing disk.
             std::thread::sleep(Duration::from_millis(50));
@@ -584,6 +601,74 @@ mod tests {
             w.await.unwrap().unwrap();
         }
         assert_eq!(gc.stats().operations, 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_waiters_hear_of_a_failed_round_and_of_a_failed_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let gc = Arc::new(GroupCommit::start(Arc::new(Broken(
+            SledStorage::open(dir.path(), 1 << 20).unwrap(),
+        ))));
+        let waits: Vec<_> = (0..16)
+            .map(|i| {
+                let gc = gc.clone();
+                tokio::spawn(async move {
+                    let mut b = Batch::new();
+                    b.put(Space::Members, key(i), vec![1]);
+                    let t = gc.submit(b).ok()?;
+                    Some(gc.wait_async(t).await)
+                })
+            })
+            .collect();
+        for w in waits {
+            // Queued before the failure: told it failed; after it: refused at once.
+            if let Some(r) = w.await.unwrap() {
+                assert!(r.unwrap_err().to_string().contains("disk on fire"));
+            }
+        }
+
+        let flaky = Arc::new(FlakyFlush {
+            inner: SledStorage::open(&dir.path().join("flaky"), 1 << 20).unwrap(),
+            failures: AtomicU64::new(1),
+        });
+        let gc = GroupCommit::start(flaky.clone());
+        let mut b = Batch::new();
+        b.put(Space::Members, key(1), vec![1]);
+        let t = gc.submit(b.clone()).unwrap();
+        let err = gc.wait_async(t).await.unwrap_err().to_string();
+        assert!(err.contains("flush failed"), "{err}");
+        // Until a flush succeeds, waiters are told of the failure at once; the
+        // committer flushes again (after a pause), and then the write is durable.
+        let mut tries = 0;
+        while let Err(e) = gc.wait_async(t).await {
+            assert!(e.to_string().contains("disk full"), "{e}");
+            tries += 1;
+            assert!(tries < 500, "the committer never flushed again");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(flaky.failures.load(Ordering::Relaxed), 0);
+        let t2 = gc.submit(b).unwrap();
+        gc.wait_async(t2).await.unwrap();
+    }
+
+    /// Storage whose first `failures` flushes fail.
+    struct FlakyFlush {
+        inner: SledStorage,
+        failures: AtomicU64,
+    }
+
+    impl Intercept for FlakyFlush {
+        fn inner(&self) -> &SledStorage {
+            &self.inner
+        }
+        fn flush(&self) -> Result<(), StorageError> {
+            let left = self.failures.load(Ordering::Relaxed);
+            if left > 0 {
+                self.failures.store(left - 1, Ordering::Relaxed);
+                return Err(StorageError::Backend("disk full".into()));
+            }
+            self.inner.flush()
+        }
     }
 
     #[test]
