@@ -16,7 +16,8 @@ mod sled_store;
 pub use memory::MemoryStorage;
 pub use sled_store::SledStorage;
 
-/// A named keyspace (a sled tree, a table, a key prefix in a distributed store).
+/// A named keyspace (a tagged key range in sled's one tree, a table, a key prefix in a
+/// distributed store).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Space {
