@@ -116,6 +116,11 @@ impl SledStorage {
                 continue;
             }
             let old = self.db.open_tree(space.name()).map_err(backend)?;
+            // Once per database, and it can take a while on a big one: say why.
+            tracing::info!(
+                space = space.name(),
+                "moving a space of the old layout into the one tree"
+            );
             let mut batch = sled::Batch::default();
             let mut n = 0;
             for item in old.iter() {
