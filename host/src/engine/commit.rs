@@ -42,6 +42,18 @@ const MAX_QUEUED: usize = 16_384;
 /// Most batches in one round: bounds the size of one atomic write.
 const MAX_ROUND: usize = 4_096;
 
+/// A round of at least this many batches means many operations are in flight...
+const GATHER_AFTER: usize = 8;
+
+/// ...and then, when fewer than half as many are queued as the last round took, the
+/// committer waits this long for more before it takes the round. Under load a flush
+/// can return so fast that the next round would hold a handful of operations, and
+/// every round costs the committer and sled's threads about the same whatever its
+/// size; an operation waits this much longer at most. A lone writer's rounds hold
+/// one batch, so it never waits. (Engine bench, alternated: 11-30 events a flush
+/// without, 22-45 with; CPU per event 76-77 against 89-98 µs sandboxed.)
+const GATHER: Duration = Duration::from_micros(200);
+
 /// A queued write: the ticket of the batch that made it, and the value (`None`:
 /// deleted).
 type Pending = (u64, Option<Vec<u8>>);
@@ -383,6 +395,8 @@ fn wait<'a, T>(c: &Condvar, g: std::sync::MutexGuard<'a, T>) -> std::sync::Mutex
 }
 
 fn commit_loop(s: &Shared) {
+    // How many batches the last round took.
+    let mut previous = 0usize;
     loop {
         // Take a round: everything queued (up to MAX_ROUND batches), or wait for some.
         let (taken, last) = {
@@ -400,7 +414,13 @@ fn commit_loop(s: &Shared) {
                 }
                 st = wait(&s.work, st);
             }
+            if previous >= GATHER_AFTER && st.queue.len() < previous / 2 && !st.stop {
+                drop(st);
+                std::thread::sleep(GATHER);
+                st = lock(&s.state);
+            }
             let n = st.queue.len().min(MAX_ROUND);
+            previous = n;
             let taken: Vec<(u64, Batch)> = st.queue.drain(..n).collect();
             let last = taken.last().map_or(st.applied, |(ticket, _)| *ticket);
             (taken, last)
