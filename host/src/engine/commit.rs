@@ -82,6 +82,16 @@ struct State {
 }
 
 impl State {
+    /// Whether a wait for `ticket` is over: `Ok` once it is durable, an error once a
+    /// round or the last flush failed, `None` while it is still to come.
+    fn settled(&self, ticket: Ticket) -> Option<Result<(), StorageError>> {
+        if self.durable >= ticket.0 {
+            return Some(Ok(()));
+        }
+        let e = self.failed.as_ref().or(self.flush_error.as_ref())?;
+        Some(Err(StorageError::Backend(format!("flush failed: {e}"))))
+    }
+
     /// Take the waiters for tickets up to `durable` (all of them with `u64::MAX`).
     fn waiters_up_to(&mut self, durable: u64) -> Vec<tokio::sync::oneshot::Sender<()>> {
         let later = match durable.checked_add(1) {
@@ -248,11 +258,8 @@ impl GroupCommit {
     pub fn wait(&self, ticket: Ticket) -> Result<(), StorageError> {
         let mut st = lock(&self.shared.state);
         loop {
-            if st.durable >= ticket.0 {
-                return Ok(());
-            }
-            if let Some(e) = st.failed.as_ref().or(st.flush_error.as_ref()) {
-                return Err(StorageError::Backend(format!("flush failed: {e}")));
+            if let Some(done) = st.settled(ticket) {
+                return done;
             }
             st = wait(&self.shared.progress, st);
         }
@@ -265,11 +272,8 @@ impl GroupCommit {
         loop {
             let woken = {
                 let mut st = lock(&self.shared.state);
-                if st.durable >= ticket.0 {
-                    return Ok(());
-                }
-                if let Some(e) = st.failed.as_ref().or(st.flush_error.as_ref()) {
-                    return Err(StorageError::Backend(format!("flush failed: {e}")));
+                if let Some(done) = st.settled(ticket) {
+                    return done;
                 }
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 st.waiters.entry(ticket.0).or_default().push(tx);
@@ -456,9 +460,8 @@ fn commit_loop(s: &Shared) {
             s.progress.notify_all();
         }
         let target = {
-            let st = lock(&s.state);
+            let mut st = lock(&s.state);
             if st.failed.is_some() {
-                let mut st = st;
                 let waiters = st.waiters_up_to(u64::MAX);
                 drop(st);
                 // Wake async waiters so they see the failure.

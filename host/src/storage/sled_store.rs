@@ -9,8 +9,7 @@
 
 use std::path::Path;
 
-use super::Storage;
-use super::{Batch, Key, Space, StorageError};
+use super::{Batch, Key, Space, Storage, StorageError};
 
 /// [`Storage`] on a sled database in a local directory.
 #[derive(Clone)]
@@ -53,6 +52,11 @@ fn tagged(space: Space, bytes: &[u8]) -> Vec<u8> {
     k.push(tag(space));
     k.extend_from_slice(bytes);
     k
+}
+
+/// A stored key without its tag: the key as the layers above know it.
+fn untagged(stored: &[u8]) -> Key {
+    Key(stored[1..].to_vec())
 }
 
 fn backend(e: impl std::fmt::Display) -> StorageError {
@@ -163,7 +167,7 @@ impl Storage for SledStorage {
     ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
         let start = tagged(space, &Key::scan_start(merchant, prefix));
         let item = |item: sled::Result<(sled::IVec, sled::IVec)>| {
-            item.map(|(k, v)| (Key(k[1..].to_vec()), v.to_vec()))
+            item.map(|(k, v)| (untagged(&k), v.to_vec()))
                 .map_err(backend)
         };
         let mut out = Vec::new();
@@ -220,7 +224,7 @@ impl Storage for SledStorage {
         let start = tagged(space, Key::merchant(merchant, &[]).as_bytes());
         for item in self.data.scan_prefix(start) {
             let (k, v) = item.map_err(backend)?;
-            if !visit(&Key(k[1..].to_vec()), &v) {
+            if !visit(&untagged(&k), &v) {
                 break;
             }
         }
