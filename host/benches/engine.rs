@@ -99,9 +99,6 @@ fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
 /// The pause before each phase (see the round loop).
 const SETTLE_MS: u64 = 1_000;
 
-/// Clock ticks per second in `/proc` (Linux's USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
-
 /// CPU time used so far: by this process (user + system, from `/proc/self/stat`), and
 /// by the whole machine as (busy, all), from `/proc/stat`; in clock ticks.
 #[derive(Clone, Copy)]
@@ -113,31 +110,10 @@ struct Cpu {
 
 impl Cpu {
     fn now() -> Cpu {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // pid (comm) state ...: utime and stime are the 12th and 13th fields after ')'.
-        let after = stat.rfind(')').map_or("", |i| &stat[i + 1..]);
-        let process = after
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse::<u64>().ok())
-            .sum();
-        // cpu user nice system idle iowait irq softirq steal ...
-        let all = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let times: Vec<u64> = all
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .skip(1)
-            .take(8)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        let machine_all: u64 = times.iter().sum();
-        let idle = times.get(3).copied().unwrap_or(0) + times.get(4).copied().unwrap_or(0);
+        let (machine_busy, machine_all) = loyalty_tests::proc::machine_ticks();
         Cpu {
-            process,
-            machine_busy: machine_all.saturating_sub(idle),
+            process: loyalty_tests::proc::process_ticks(),
+            machine_busy,
             machine_all,
         }
     }
@@ -146,7 +122,8 @@ impl Cpu {
     /// process kept busy, the share of the machine's CPU time busy (any process), and
     /// this process's CPU time per operation in µs.
     fn since(self, before: Cpu, seconds: f64, n: usize) -> (f64, f64, f64) {
-        let process = (self.process - before.process) as f64 / TICKS_PER_SECOND;
+        let process =
+            (self.process - before.process) as f64 / loyalty_tests::proc::TICKS_PER_SECOND;
         let all = (self.machine_all - before.machine_all).max(1) as f64;
         (
             process / seconds,

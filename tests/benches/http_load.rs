@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use loyalty_tests::http::{Server, merchant};
+use loyalty_tests::proc::thread_ticks;
 use loyalty_tests::{env_number as env, flight};
 use serde_json::json;
 
@@ -173,31 +174,6 @@ where
     }
 }
 
-/// CPU time (user + system, in clock ticks of 10 ms) of each of a process's threads,
-/// by thread name (numbered names such as `sled-io-3` counted as one), from `/proc`.
-fn thread_cpu(pid: u32) -> std::collections::HashMap<String, u64> {
-    let mut by = std::collections::HashMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return by;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ... ; utime and stime are fields 14 and 15.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        let ticks: u64 = fields
-            .get(11..13)
-            .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
-        *by.entry(name.to_string()).or_insert(0) += ticks;
-    }
-    by
-}
-
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -272,7 +248,8 @@ fn main() {
         }));
         eprintln!("round {round}: bare axum: {b:?}");
         let key = key.clone();
-        let before = server.pid().map(thread_cpu).unwrap_or_default();
+        let before = server.pid().map(thread_ticks).unwrap_or_default();
+        let generator_before: u64 = thread_ticks(std::process::id()).values().sum();
         let e = runtime.block_on(phase(real, connections, seconds, move |i| {
             // Spread over the members (a prime stride visits them all).
             let member = (i * 7_919) % members as u64;
@@ -288,8 +265,12 @@ fn main() {
         eprintln!("round {round}: events: {e:?}");
         // Where the server's CPU went, per request, by thread. Threads that ended
         // during the phase are not counted (the server's threads live as long as it).
-        let after = server.pid().map(thread_cpu).unwrap_or_default();
+        let after = server.pid().map(thread_ticks).unwrap_or_default();
         let requests = e.rate * seconds as f64;
+        // The load generator shares the cores: what it spends is not the server's.
+        let generator: u64 = thread_ticks(std::process::id()).values().sum();
+        let generator = generator.saturating_sub(generator_before) as f64 * 1e4 / requests;
+        eprintln!("round {round}: load generator CPU per event request: {generator:.0} µs");
         let mut split: Vec<(String, f64)> = after
             .iter()
             .map(|(name, t)| {

@@ -3,6 +3,7 @@
 //! real server on a loopback port with a client to drive it.
 
 pub mod http;
+pub mod proc;
 
 use std::io::Write;
 use std::path::PathBuf;
