@@ -245,6 +245,18 @@ struct RunArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The commands that open a data directory log what the host does to it (moving an
+    // old layout, a storage error) to standard error, as `serve` does; `run` keeps its
+    // standard error for the plugin's own output.
+    if matches!(
+        cli.command,
+        Command::Import(_) | Command::Check(_) | Command::Simulate(_) | Command::ImportMembers(_)
+    ) {
+        tracing_subscriber::fmt()
+            .with_env_filter(log_filter())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Run(args) => run(args),
@@ -376,11 +388,15 @@ fn open(data: &std::path::Path) -> Result<App, ExitCode> {
     })
 }
 
+/// `RUST_LOG`, or everything at `info` and above.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+}
+
 fn serve(args: ServeArgs) -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr);
     match args.log_format.as_str() {
         "json" => builder
