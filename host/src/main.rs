@@ -255,6 +255,7 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt()
             .with_env_filter(log_filter())
             .with_writer(std::io::stderr)
+            .with_ansi(colour())
             .init();
     }
     match cli.command {
@@ -388,6 +389,11 @@ fn open(data: &std::path::Path) -> Result<App, ExitCode> {
     })
 }
 
+/// Colour in text logs only on a terminal, not in files and pipes.
+fn colour() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 /// `RUST_LOG`, or everything at `info` and above.
 fn log_filter() -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_default_env()
@@ -397,7 +403,8 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
 fn serve(args: ServeArgs) -> ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(log_filter())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colour());
     match args.log_format.as_str() {
         "json" => builder
             .json()
