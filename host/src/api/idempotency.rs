@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Api;
-use super::problem::ApiError;
+use super::problem::{ApiError, PROBLEM_JSON};
 use crate::engine::Engine;
 use crate::storage::{Batch, Key, Space};
 
@@ -206,41 +206,36 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         return settle(response).await;
     }
     let (mut head, body) = response.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, ANSWER_MAX).await else {
-        return settle(ApiError::internal("answer too large to remember").into_response()).await;
+    let text = match axum::body::to_bytes(body, ANSWER_MAX).await {
+        Ok(body) => String::from_utf8(body.to_vec()).map_err(|_| "answer is not text"),
+        Err(_) => Err("answer too large to remember"),
     };
-    let Ok(text) = String::from_utf8(body.to_vec()) else {
-        return settle(ApiError::internal("answer is not text").into_response()).await;
-    };
-    let content_type = |headers: &axum::http::HeaderMap| {
-        headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    let text = match text {
+        Ok(text) => text,
+        Err(why) => return settle(ApiError::internal(why).into_response()).await,
     };
     // What a retry gets: this answer, or in place of a new key's token a 409 saying so.
     let (kept_status, kept_type, kept_body) = if head.extensions.get::<ShownOnce>().is_some() {
-        let (problem, body) = ApiError::new(
+        let problem = ApiError::new(
             StatusCode::CONFLICT,
             "key-shown-once",
             "The key this request created is shown only once",
             "this request was answered before with a new key, whose token is not kept; \
              if it was lost, issue another key and revoke the lost one (its id is in the \
              list of keys)",
-        )
-        .into_response()
-        .into_parts();
-        let Ok(body) = axum::body::to_bytes(body, ANSWER_MAX).await else {
-            return settle(ApiError::internal("answer too large to remember").into_response())
-                .await;
-        };
+        );
         (
-            problem.status,
-            content_type(&problem.headers),
-            String::from_utf8_lossy(&body).into_owned(),
+            problem.status(),
+            Some(PROBLEM_JSON.to_string()),
+            serde_json::to_string(&problem.problem()).unwrap_or_default(),
         )
     } else {
-        (status, content_type(&head.headers), text.clone())
+        let content_type = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (status, content_type, text.clone())
     };
     let record = Stored {
         fingerprint,
