@@ -21,7 +21,7 @@
 //! ratio events / bare, and where the server's CPU went in each events phase: CPU time
 //! per request by server thread (`plugin-pool` runs the operations, `tokio-rt-worker`
 //! is HTTP, `group-commit` writes to sled, `sled-io` is sled's own writing), read from
-//! `/proc`. `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
+//! `/proc`, and the load generator's own CPU per request (it shares the cores). `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
 //! `ROUNDS` set the size; the defaults are 20,000, 64, 10 and 3.
 
 use std::net::SocketAddr;
