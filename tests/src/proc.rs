@@ -81,7 +81,8 @@ mod tests {
             }
         }
         assert!(process_ticks() > before, "{x}");
-        assert!(thread_ticks(std::process::id()).values().sum::<u64>() > 0);
+        // Every thread is listed (per-thread times round down, so may still be 0).
+        assert!(!thread_ticks(std::process::id()).is_empty());
         let (busy, all) = machine_ticks();
         assert!(busy <= all);
     }
