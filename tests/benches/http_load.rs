@@ -21,8 +21,9 @@
 //! ratio events / bare, and where the server's CPU went in each events phase: CPU time
 //! per request by server thread (`plugin-pool` runs the operations, `tokio-rt-worker`
 //! is HTTP, `group-commit` writes to sled, `sled-io` is sled's own writing), read from
-//! `/proc`, and the load generator's own CPU per request (it shares the cores). `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and
-//! `ROUNDS` set the size; the defaults are 20,000, 64, 10 and 3.
+//! `/proc`, and the load generator's own CPU per request (it shares the cores).
+//! `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and `ROUNDS` set the size; the
+//! defaults are 20,000, 64, 10 and 3.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use loyalty_tests::http::{Server, merchant};
-use loyalty_tests::proc::thread_ticks;
+use loyalty_tests::proc::{TICKS_PER_SECOND, process_ticks, thread_ticks};
 use loyalty_tests::{env_number as env, flight};
 use serde_json::json;
 
@@ -249,7 +250,7 @@ fn main() {
         eprintln!("round {round}: bare axum: {b:?}");
         let key = key.clone();
         let before = server.pid().map(thread_ticks).unwrap_or_default();
-        let generator_before: u64 = thread_ticks(std::process::id()).values().sum();
+        let generator_before = process_ticks();
         let e = runtime.block_on(phase(real, connections, seconds, move |i| {
             // Spread over the members (a prime stride visits them all).
             let member = (i * 7_919) % members as u64;
@@ -268,14 +269,14 @@ fn main() {
         let after = server.pid().map(thread_ticks).unwrap_or_default();
         let requests = e.rate * seconds as f64;
         // The load generator shares the cores: what it spends is not the server's.
-        let generator: u64 = thread_ticks(std::process::id()).values().sum();
-        let generator = generator.saturating_sub(generator_before) as f64 * 1e4 / requests;
+        let us_per_request = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests;
+        let generator = us_per_request(process_ticks().saturating_sub(generator_before));
         eprintln!("round {round}: load generator CPU per event request: {generator:.0} µs");
         let mut split: Vec<(String, f64)> = after
             .iter()
             .map(|(name, t)| {
                 let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
-                (name.clone(), used as f64 * 1e4 / requests)
+                (name.clone(), us_per_request(used))
             })
             .filter(|(_, us)| *us >= 0.5)
             .collect();
