@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::storage::{Batch, Key, Space, Storage, StorageError};
+use crate::storage::{Batch, Key, Space, Storage, StorageError, Write};
 
 /// Proof that an operation's writes were queued; durable once [`GroupCommit::wait`]
 /// returns for it.
@@ -236,11 +236,18 @@ impl GroupCommit {
         }
         st.issued += 1;
         let ticket = st.issued;
-        for (space, key, value) in &batch.ops {
+        for (space, key, write) in &batch.ops {
+            let value = match write {
+                Write::Put(v) => Some(v.clone()),
+                Write::Delete => None,
+                // Appended records get their keys when applied, and are read by scans,
+                // which wait for that.
+                Write::Append(_) => continue,
+            };
             st.overlay
                 .entry(*space)
                 .or_default()
-                .insert(key.as_bytes().to_vec(), (ticket, value.clone()));
+                .insert(key.as_bytes().to_vec(), (ticket, value));
         }
         st.queue.push_back((ticket, batch));
         drop(st);

@@ -7,21 +7,25 @@
 //! written in the same batch as the change it caused, so the journal holds exactly
 //! the operations that happened: a refused or failed operation writes nothing.
 //!
-//! Keys are `merchant \0 at \0 seq`: `at` is the operation's own time (the event's
-//! `occurred_at`, the enrolment's `enrolled_at`), so a period of history is one key
-//! range; `seq` orders operations of the same second as they arrived.
+//! Entries are appended ([`Batch::append`]) under `merchant \0 at`, where `at` is the
+//! operation's own time (the event's `occurred_at`, the enrolment's `enrolled_at`), so
+//! a period of history is one key range. The storage adds a sequence number, so
+//! entries of the same second are in the order they were applied, and stores the
+//! entries of one second that one group-commit round applied under one key: an
+//! entry is not a key of its own, which would cost sled a new key for every event.
+//! Within a key the entries are in the order they were queued. One member's
+//! operations are queued one after another (under the member's lock), so their
+//! entries are in the order they happened, which is what a replay needs.
 //!
 //! Personal data: an enrolment entry carries the member's birthday and attributes (a
 //! programme may give birthday or segment bonuses). Erasing the member removes them
 //! from that entry too. Later profile changes are not recorded.
 
-use std::sync::atomic::Ordering;
-
 use serde::{Deserialize, Serialize};
 
 use super::{Engine, EngineError, decode};
 use crate::domain::{Attributes, Event, RedemptionRequest, Timestamp};
-use crate::storage::{Batch, Key, Space, seq_part};
+use crate::storage::{Batch, Key, Space, appended, appended_value, seq_part};
 
 /// One recorded operation, as it was asked. The JSON form (tagged by `op`) is also
 /// the format of an event file given to a simulation.
@@ -125,7 +129,12 @@ fn at_of(key: &Key) -> Timestamp {
 
 /// Where a read of the journal stopped: pass it back to go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JournalCursor(Key);
+pub struct JournalCursor {
+    /// The key the last entry read is under.
+    key: Key,
+    /// How many of that key's entries were read.
+    taken: usize,
+}
 
 impl Engine {
     /// Add `entry` (already JSON) at time `at` to `batch`.
@@ -139,10 +148,9 @@ impl Engine {
         if !self.journaling {
             return;
         }
-        let seq = self.journal_seq.fetch_add(1, Ordering::Relaxed);
-        batch.put(
+        batch.append(
             Space::Journal,
-            Key::merchant(merchant, &[&at_part(at), &seq_part(seq)]),
+            Key::merchant(merchant, &[&at_part(at)]),
             entry,
         );
     }
@@ -186,11 +194,11 @@ impl Engine {
         cursor: Option<&JournalCursor>,
         limit: usize,
     ) -> Result<(Vec<Recorded>, Option<JournalCursor>), EngineError> {
-        let (page, next) = self.journal_page(merchant, from, to, cursor, limit)?;
-        let entries = page
-            .iter()
-            .map(|(_, bytes)| decode(bytes, "journal entry"))
-            .collect::<Result<_, _>>()?;
+        let mut entries = Vec::new();
+        let next = self.journal_page(merchant, from, to, cursor, limit, &mut |entry| {
+            entries.push(decode(entry, "journal entry")?);
+            Ok(())
+        })?;
         Ok((entries, next))
     }
 
@@ -204,8 +212,11 @@ impl Engine {
         let mut n = 0;
         let mut cursor = None;
         loop {
-            let (page, next) = self.journal_page(merchant, from, to, cursor.as_ref(), 8192)?;
-            n += page.len() as u64;
+            let next =
+                self.journal_page(merchant, from, to, cursor.as_ref(), 65_536, &mut |_| {
+                    n += 1;
+                    Ok(())
+                })?;
             match next {
                 Some(c) => cursor = Some(c),
                 None => return Ok(n),
@@ -213,8 +224,9 @@ impl Engine {
         }
     }
 
-    /// The raw entries of one page of [`Engine::journal`].
-    #[allow(clippy::type_complexity)]
+    /// Call `entry` with up to `limit` raw entries of one page of
+    /// [`Engine::journal`], in order; return where the page stopped (`None` at the
+    /// end of the range).
     fn journal_page(
         &self,
         merchant: &str,
@@ -222,35 +234,73 @@ impl Engine {
         to: Option<Timestamp>,
         cursor: Option<&JournalCursor>,
         limit: usize,
-    ) -> Result<(Vec<(Key, Vec<u8>)>, Option<JournalCursor>), EngineError> {
-        let start;
-        let after = match (cursor, from) {
-            (Some(c), _) => Some(&c.0),
-            (None, Some(from)) => {
-                // Sequence numbers start above 0, so (from, 0) comes before every
-                // entry at `from`.
-                start = Key::merchant(merchant, &[&at_part(from), &seq_part(0)]);
-                Some(&start)
+        entry: &mut dyn FnMut(&[u8]) -> Result<(), EngineError>,
+    ) -> Result<Option<JournalCursor>, EngineError> {
+        let limit = limit.max(1);
+        let mut n = 0;
+        let mut after = match (cursor, from) {
+            (Some(c), _) => {
+                // The rest of the key the last page stopped in (its entries never
+                // change order or number; an erasure only rewrites one in place).
+                if let Some(value) = self.storage.get(Space::Journal, &c.key)? {
+                    let entries = appended(&value)?;
+                    for (i, e) in entries.iter().enumerate().skip(c.taken) {
+                        if n == limit {
+                            return Ok(Some(JournalCursor {
+                                key: c.key.clone(),
+                                taken: i,
+                            }));
+                        }
+                        entry(e)?;
+                        n += 1;
+                    }
+                }
+                Some(c.key.clone())
             }
+            // Sequence numbers start above 0, so (from, 0) comes before every key at
+            // `from`.
+            (None, Some(from)) => Some(Key::merchant(merchant, &[&at_part(from), &seq_part(0)])),
             (None, None) => None,
         };
-        let mut page =
-            self.storage
-                .scan_page(Space::Journal, merchant, &[], after, limit, false)?;
-        let full = page.len() == limit;
-        if let Some(end) = to.and_then(|to| page.iter().position(|(k, _)| at_of(k) >= to)) {
-            page.truncate(end);
-            return Ok((page, None));
+        loop {
+            // Keys hold one entry or many: ask for as many keys as entries are wanted.
+            let want = limit - n;
+            let keys = self.storage.scan_page(
+                Space::Journal,
+                merchant,
+                &[],
+                after.as_ref(),
+                want,
+                false,
+            )?;
+            let last_page = keys.len() < want;
+            for (key, value) in keys {
+                if to.is_some_and(|to| at_of(&key) >= to) {
+                    return Ok(None);
+                }
+                let entries = appended(&value)?;
+                for (i, e) in entries.iter().enumerate() {
+                    if n == limit {
+                        return Ok(Some(JournalCursor { key, taken: i }));
+                    }
+                    entry(e)?;
+                    n += 1;
+                }
+                if n == limit {
+                    let taken = entries.len();
+                    return Ok(Some(JournalCursor { key, taken }));
+                }
+                after = Some(key);
+            }
+            if last_page {
+                return Ok(None);
+            }
         }
-        let next = page
-            .last()
-            .filter(|_| full)
-            .map(|(k, _)| JournalCursor(k.clone()));
-        Ok((page, next))
     }
 
     /// The rewrites that take `member`'s personal data out of their enrolment entry
-    /// (at `enrolled_at`), added to `batch`.
+    /// (at `enrolled_at`), added to `batch`. The caller holds `journal_scrub` until
+    /// the batch is queued.
     pub(super) fn scrub_journal(
         &self,
         batch: &mut Batch,
@@ -258,27 +308,37 @@ impl Engine {
         member: &str,
         enrolled_at: Timestamp,
     ) -> Result<(), EngineError> {
-        for (key, bytes) in self
+        for (key, value) in self
             .storage
             .scan(Space::Journal, merchant, &[&at_part(enrolled_at)])?
         {
-            let entry: Recorded = decode(&bytes, "journal entry")?;
-            if let Recorded::Enrol {
-                member: m,
-                at,
-                referred_by,
-                ..
-            } = entry
-                && m == member
-            {
-                let scrubbed = Recorded::Enrol {
+            let mut entries: Vec<Vec<u8>> =
+                appended(&value)?.into_iter().map(<[u8]>::to_vec).collect();
+            let mut changed = false;
+            for bytes in &mut entries {
+                let entry: Recorded = decode(bytes, "journal entry")?;
+                if let Recorded::Enrol {
                     member: m,
                     at,
-                    birthday: None,
-                    attributes: Attributes::new(),
                     referred_by,
-                };
-                batch.put(Space::Journal, key, super::encode(&scrubbed));
+                    ..
+                } = entry
+                    && m == member
+                {
+                    let scrubbed = Recorded::Enrol {
+                        member: m,
+                        at,
+                        birthday: None,
+                        attributes: Attributes::new(),
+                        referred_by,
+                    };
+                    *bytes = super::encode(&scrubbed);
+                    changed = true;
+                }
+            }
+            if changed {
+                let value = appended_value(entries.iter().map(Vec::as_slice));
+                batch.put(Space::Journal, key, value);
             }
         }
         Ok(())

@@ -654,6 +654,7 @@ impl Engine {
         member: &str,
         now: Timestamp,
     ) -> Result<Done<MemberView>, EngineError> {
+        let _scrub = lock(&self.journal_scrub);
         self.change_member(merchant, member, now, |rec, batch| {
             self.scrub_journal(batch, merchant, member, rec.enrolled_at)?;
             if let Some(c) = rec.card_code.take() {

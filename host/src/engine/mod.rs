@@ -44,7 +44,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::{MemberSnapshot, Timestamp};
 use crate::ledger::Line;
 use crate::pool::PluginPool;
-use crate::storage::{Batch, Key, Space, Storage, seq_part};
+use crate::storage::{Batch, Key, Space, Storage, Write, seq_part};
 
 pub use bulk::{ImportedMember, RowOutcome};
 pub use check::CheckReport;
@@ -95,9 +95,9 @@ pub struct Engine {
     // is not serialised again for every call. Cleared when a merchant changes.
     configs: RwLock<HashMap<(String, String), Arc<str>>>,
     sweeps: std::sync::atomic::AtomicU64,
-    // The next journal sequence number: starts at the wall clock in nanoseconds, so
-    // it keeps increasing across restarts (it only orders entries of one second).
-    journal_seq: std::sync::atomic::AtomicU64,
+    // Held while an erasure rewrites journal entries: entries of several members share
+    // a key, so two erasures must not both rewrite one from the same old value.
+    journal_scrub: Mutex<()>,
     // Whether operations are recorded in the journal (not in a simulation's scratch
     // engine, whose history is the one it replays).
     journaling: bool,
@@ -110,7 +110,7 @@ fn announces(batch: &Batch) -> bool {
     batch
         .ops
         .iter()
-        .any(|(space, _, value)| *space == Space::Outbox && value.is_some())
+        .any(|(space, _, write)| *space == Space::Outbox && *write != Write::Delete)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,11 +205,7 @@ impl Engine {
             budget_locks: Mutex::new(HashMap::new()),
             configs: RwLock::new(HashMap::new()),
             sweeps: std::sync::atomic::AtomicU64::new(0),
-            journal_seq: std::sync::atomic::AtomicU64::new(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(1, |d| d.as_nanos() as u64),
-            ),
+            journal_scrub: Mutex::new(()),
             journaling: true,
             subscriptions: Arc::default(),
         }

@@ -285,3 +285,115 @@ fn the_journal_keeps_operations_in_time_order_and_erasure_takes_the_profile_out(
         "bob keeps his"
     );
 }
+
+/// Storage whose applies wait while the test holds the gate, so operations queued
+/// meanwhile go into one group-commit round.
+struct Gate {
+    inner: SledStorage,
+    closed: Mutex<bool>,
+    opened: std::sync::Condvar,
+    waiting: AtomicU64,
+}
+
+impl Intercept for Gate {
+    fn inner(&self) -> &SledStorage {
+        &self.inner
+    }
+    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        let mut closed = self.closed.lock().unwrap();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        while *closed {
+            closed = self.opened.wait(closed).unwrap();
+        }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(closed);
+        self.inner.apply(batch)
+    }
+}
+
+#[test]
+fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(Gate {
+        inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
+        closed: Mutex::new(false),
+        opened: std::sync::Condvar::new(),
+        waiting: AtomicU64::new(0),
+    });
+    let engine = engine(gate.clone());
+    let enrol = |member: &str| {
+        let req = EnrolRequest {
+            member: member.into(),
+            enrolled_at: NOW,
+            birthday: Some("1990-05-01".into()),
+            ..Default::default()
+        };
+        engine.enrol("air", &req).unwrap()
+    };
+    // The committer stops in the first member's round; the next three are queued
+    // behind it and applied as one round.
+    *gate.closed.lock().unwrap() = true;
+    let first = enrol("amy");
+    while gate.waiting.load(Ordering::SeqCst) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let rest: Vec<_> = ["ben", "cat", "dan"].into_iter().map(enrol).collect();
+    *gate.closed.lock().unwrap() = false;
+    gate.opened.notify_all();
+    engine.durable(first).unwrap();
+    for done in rest {
+        engine.durable(done).unwrap();
+    }
+    let keys = gate.inner.scan(Space::Journal, "air", &[]).unwrap();
+    let per_key: Vec<usize> = keys
+        .iter()
+        .map(|(_, v)| crate::storage::appended(v).unwrap().len())
+        .collect();
+    assert_eq!(per_key, [1, 3], "one key per round");
+
+    let members = |entries: &[Recorded]| -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| e.member().unwrap().to_string())
+            .collect()
+    };
+    // Pages stop inside a key and go on from there.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for want in [2, 1, 5] {
+        let (page, next) = engine
+            .journal("air", None, None, cursor.as_ref(), want)
+            .unwrap();
+        seen.extend(members(&page));
+        cursor = next;
+    }
+    assert_eq!(seen, ["amy", "ben", "cat", "dan"]);
+    assert!(cursor.is_none());
+    assert_eq!(engine.journal_len("air", None, None).unwrap(), 4);
+    assert_eq!(engine.journal_len("air", Some(NOW + 1), None).unwrap(), 0);
+    let (none, _) = engine.journal("air", None, Some(NOW), None, 10).unwrap();
+    assert!(none.is_empty());
+
+    // Two erasures of members whose entries share a key, at once: both hold.
+    std::thread::scope(|s| {
+        for m in ["ben", "dan"] {
+            let engine = &engine;
+            s.spawn(move || engine.durable(engine.erase("air", m, NOW + 10).unwrap()));
+        }
+    });
+    let (all, _) = engine.journal("air", None, None, None, 10).unwrap();
+    assert_eq!(members(&all), ["amy", "ben", "cat", "dan"]);
+    let birthdays: Vec<bool> = all
+        .iter()
+        .map(|e| {
+            matches!(
+                e,
+                Recorded::Enrol {
+                    birthday: Some(_),
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(birthdays, [true, false, true, false]);
+}

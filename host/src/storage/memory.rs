@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::RwLock;
 
-use super::{Batch, Key, Space, Storage, StorageError};
+use super::{AppendSeq, Batch, Key, Space, Storage, StorageError};
 
 /// One space's keys and values, in key order.
 type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -15,6 +15,8 @@ type Tree = BTreeMap<Vec<u8>, Vec<u8>>;
 pub struct MemoryStorage {
     // A std RwLock: held for one map operation, never across a call out.
     spaces: RwLock<HashMap<Space, Tree>>,
+    /// The sequence numbers of appended keys.
+    seq: AppendSeq,
 }
 
 impl MemoryStorage {
@@ -114,7 +116,7 @@ impl Storage for MemoryStorage {
 
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         let mut spaces = self.spaces.write().unwrap_or_else(|e| e.into_inner());
-        for (space, key, value) in batch.ops {
+        for (space, key, value) in batch.resolve(&self.seq) {
             let map = spaces.entry(space).or_default();
             match value {
                 Some(v) => map.insert(key.0, v),

@@ -4,7 +4,10 @@
 //! atomic multi-space writes ([`Batch`]) and an explicit durability point
 //! ([`Storage::flush`]). That is the shape every candidate backend offers — sled
 //! (the embedded default, [`SledStorage`]) and distributed KV or SQL engines alike —
-//! so a second backend can be added without touching the layers above.
+//! so a second backend can be added without touching the layers above. Logs (the
+//! journal) use [`Batch::append`], which leaves the key's sequence number to the
+//! backend, so a backend may store the records one apply appends to a group under one
+//! key (sled does: a new key costs sled far more than a longer value).
 //!
 //! Tenancy is in the interface, not left to callers: every key is built by
 //! [`Key::merchant`] and starts with the merchant id and a separator, and every read
@@ -185,10 +188,21 @@ pub enum StorageError {
     Backend(String),
 }
 
+/// One write of a [`Batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// Set the key to this value.
+    Put(Vec<u8>),
+    /// Remove the key.
+    Delete,
+    /// Add this record under the key as a group (see [`Batch::append`]).
+    Append(Vec<u8>),
+}
+
 /// A set of writes applied atomically across spaces.
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
-    pub(crate) ops: Vec<(Space, Key, Option<Vec<u8>>)>,
+    pub(crate) ops: Vec<(Space, Key, Write)>,
 }
 
 impl Batch {
@@ -199,19 +213,132 @@ impl Batch {
 
     /// Set `key` in `space` to `value`.
     pub fn put(&mut self, space: Space, key: Key, value: Vec<u8>) -> &mut Batch {
-        self.ops.push((space, key, Some(value)));
+        self.ops.push((space, key, Write::Put(value)));
         self
     }
 
     /// Remove `key` from `space`.
     pub fn delete(&mut self, space: Space, key: Key) -> &mut Batch {
-        self.ops.push((space, key, None));
+        self.ops.push((space, key, Write::Delete));
+        self
+    }
+
+    /// Add `record` to `space` under `group`, as a log appends: the storage gives it
+    /// a key of its own, `group \0 seq`, where `seq` (8 bytes, big-endian, read back
+    /// with [`seq_of`]) is larger than any it gave before, so records sort in the
+    /// order they were applied.
+    ///
+    /// Records appended to one group by one [`Storage::apply`] may share a key: the
+    /// value is then all of them, in order (a round of the group commit is one apply,
+    /// so a busy log costs one key per round instead of one per record). Read values
+    /// of appended keys with [`appended`]. They are read by scans, not by key: the
+    /// group commit's overlay of pending writes does not hold them.
+    pub fn append(&mut self, space: Space, group: Key, record: Vec<u8>) -> &mut Batch {
+        self.ops.push((space, group, Write::Append(record)));
         self
     }
 
     /// Whether the batch writes nothing.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// The batch as plain writes (`None` removes the key), for a backend to apply:
+    /// puts and deletes in order, then each group's appended records as one value
+    /// under a new key from `seq`.
+    pub(crate) fn resolve(self, seq: &AppendSeq) -> Vec<(Space, Key, Option<Vec<u8>>)> {
+        let mut writes = Vec::with_capacity(self.ops.len());
+        // Groups in the order of their first record; a handful per batch.
+        let mut groups: Vec<(Space, Key, Vec<u8>)> = Vec::new();
+        for (space, key, write) in self.ops {
+            match write {
+                Write::Put(v) => writes.push((space, key, Some(v))),
+                Write::Delete => writes.push((space, key, None)),
+                Write::Append(record) => {
+                    let found = groups.iter().position(|(s, k, _)| *s == space && *k == key);
+                    let at = match found {
+                        Some(i) => i,
+                        None => {
+                            groups.push((space, key, vec![APPENDED]));
+                            groups.len() - 1
+                        }
+                    };
+                    push_record(&mut groups[at].2, &record);
+                }
+            }
+        }
+        for (space, mut group, value) in groups {
+            group.0.push(0);
+            group.0.extend_from_slice(&seq_part(seq.next()));
+            writes.push((space, group, Some(value)));
+        }
+        writes
+    }
+}
+
+/// The first byte of a value that holds appended records. (A value without it is one
+/// record written before appends were grouped: a JSON journal entry.)
+const APPENDED: u8 = 0;
+
+fn push_record(value: &mut Vec<u8>, record: &[u8]) {
+    let len = u32::try_from(record.len()).expect("a record under 4 GiB");
+    value.extend_from_slice(&len.to_be_bytes());
+    value.extend_from_slice(record);
+}
+
+/// The records of a value written by [`Batch::append`], in the order they were
+/// appended. A value that does not start as appended values do is one record.
+pub fn appended(value: &[u8]) -> Result<Vec<&[u8]>, StorageError> {
+    let Some((&APPENDED, mut rest)) = value.split_first() else {
+        return Ok(vec![value]);
+    };
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let broken = || StorageError::Backend("an appended value is cut short".into());
+        let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(broken)?;
+        let len = u32::from_be_bytes(*len) as usize;
+        if tail.len() < len {
+            return Err(broken());
+        }
+        records.push(&tail[..len]);
+        rest = &tail[len..];
+    }
+    Ok(records)
+}
+
+/// A value holding `records` as [`appended`] reads them: for rewriting a group's
+/// records in place (with [`Batch::put`] of the same key).
+pub fn appended_value<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut value = vec![APPENDED];
+    for r in records {
+        push_record(&mut value, r);
+    }
+    value
+}
+
+/// Where the sequence numbers of appended keys come from: the time the storage was
+/// opened in nanoseconds, then one more for each key. So they grow across restarts
+/// too (unless a process gives out a billion keys a second, or the clock goes back).
+#[derive(Debug)]
+pub(crate) struct AppendSeq(std::sync::atomic::AtomicU64);
+
+impl AppendSeq {
+    /// A sequence starting now.
+    pub(crate) fn new() -> AppendSeq {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        AppendSeq(std::sync::atomic::AtomicU64::new(now.max(1)))
+    }
+
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Default for AppendSeq {
+    fn default() -> AppendSeq {
+        AppendSeq::new()
     }
 }
 
@@ -323,6 +450,80 @@ pub(crate) mod intercept {
 
         fn flush(&self) -> Result<(), StorageError> {
             Intercept::flush(self)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Appends of one apply share a key per group, in order; a later apply's come
+    /// after them; puts and deletes in the same batch are applied as usual.
+    fn appends_group_per_apply(s: &dyn Storage) {
+        let group = |at: &[u8]| Key::merchant("m", &[at]);
+        let mut b = Batch::new();
+        b.append(Space::Journal, group(b"t1"), b"one".to_vec());
+        b.append(Space::Journal, group(b"t2"), b"other".to_vec());
+        b.put(Space::Members, Key::merchant("m", &[b"x"]), b"x".to_vec());
+        b.append(Space::Journal, group(b"t1"), b"two".to_vec());
+        b.append(Space::Journal, group(b"t1"), Vec::new());
+        s.apply(b).unwrap();
+        let mut b = Batch::new();
+        b.append(Space::Journal, group(b"t1"), b"three".to_vec());
+        b.append(
+            Space::Journal,
+            Key::merchant("n", &[b"t1"]),
+            b"theirs".to_vec(),
+        );
+        s.apply(b).unwrap();
+
+        let t1 = s.scan(Space::Journal, "m", &[b"t1"]).unwrap();
+        assert_eq!(t1.len(), 2, "one key per apply");
+        assert!(seq_of(&t1[0].0) < seq_of(&t1[1].0));
+        assert_eq!(t1[0].0.as_bytes().len(), group(b"t1").as_bytes().len() + 9);
+        let records: Vec<Vec<&[u8]>> = t1.iter().map(|(_, v)| appended(v).unwrap()).collect();
+        assert_eq!(
+            records,
+            [vec![&b"one"[..], b"two", b""], vec![&b"three"[..]]]
+        );
+        let t2 = s.scan(Space::Journal, "m", &[b"t2"]).unwrap();
+        assert_eq!(appended(&t2[0].1).unwrap(), [b"other"]);
+        assert_eq!(s.scan(Space::Journal, "n", &[]).unwrap().len(), 1);
+        assert_eq!(
+            s.get(Space::Members, &Key::merchant("m", &[b"x"])).unwrap(),
+            Some(b"x".to_vec())
+        );
+        // Rewritten in place, read back the same way.
+        let mut b = Batch::new();
+        b.put(
+            Space::Journal,
+            t1[0].0.clone(),
+            appended_value([&b"uno"[..], b"dos"]),
+        );
+        s.apply(b).unwrap();
+        let v = s.get(Space::Journal, &t1[0].0).unwrap().unwrap();
+        assert_eq!(appended(&v).unwrap(), [&b"uno"[..], b"dos"]);
+    }
+
+    #[test]
+    fn appends_share_a_key_per_group_and_apply_in_sled_and_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        appends_group_per_apply(&SledStorage::open(dir.path(), 1 << 20).unwrap());
+        appends_group_per_apply(&MemoryStorage::new());
+    }
+
+    #[test]
+    fn a_value_from_before_appends_is_one_record_and_a_cut_value_is_an_error() {
+        let old = br#"{"op":"cancel","id":"r1","at":5}"#;
+        assert_eq!(appended(old).unwrap(), [&old[..]]);
+        assert_eq!(appended(b"").unwrap(), [b""]);
+        let whole = appended_value([&b"abc"[..], b"de"]);
+        assert_eq!(appended(&whole).unwrap(), [&b"abc"[..], b"de"]);
+        for cut in 1..whole.len() {
+            // Cut between records, it reads as the records before the cut.
+            let boundary = cut == 1 || cut == 8;
+            assert_eq!(appended(&whole[..cut]).is_ok(), boundary, "cut at {cut}");
         }
     }
 }

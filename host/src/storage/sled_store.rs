@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
-use super::{Batch, Key, Space, Storage, StorageError};
+use std::sync::Arc;
+
+use super::{AppendSeq, Batch, Key, Space, Storage, StorageError};
 
 /// [`Storage`] on a sled database in a local directory.
 #[derive(Clone)]
@@ -17,6 +19,8 @@ pub struct SledStorage {
     db: sled::Db,
     /// Every space's keys, each behind its space's [`tag`].
     data: sled::Tree,
+    /// The sequence numbers of appended keys (shared by clones).
+    seq: Arc<AppendSeq>,
 }
 
 /// The name of the one tree that holds every space.
@@ -107,7 +111,11 @@ impl SledStorage {
         wait_for_lock(dir);
         let db = config.open().map_err(backend)?;
         let data = db.open_tree(DATA).map_err(backend)?;
-        let storage = SledStorage { db, data };
+        let storage = SledStorage {
+            db,
+            data,
+            seq: Arc::new(AppendSeq::new()),
+        };
         storage.migrate()?;
         Ok(storage)
     }
@@ -257,7 +265,7 @@ impl Storage for SledStorage {
         }
         // A later write of the same key wins, as it would have in the batch's order.
         let mut writes = sled::Batch::default();
-        for (space, key, value) in batch.ops {
+        for (space, key, value) in batch.resolve(&self.seq) {
             let key = tagged(space, key.as_bytes());
             match value {
                 Some(v) => writes.insert(key, v),
