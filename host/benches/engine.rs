@@ -13,6 +13,11 @@
 //! the size; the defaults are 50,000 members, 40,000 events, 5 rounds, 256 in flight.
 //! `THREADS` sets the plugin pool (default: the host's, two per core); the one merchant
 //! may use all of it in every setup.
+//!
+//! Events happen when they are posted, as a till's do: an event's `occurred_at` is the
+//! second of the run it is posted in (counted from `T0 + 60`). Until session 14 each
+//! event happened a second after the one before, as if eleven hours of history were
+//! posted at once.
 
 mod common;
 
@@ -24,8 +29,15 @@ use common::{T0, env, flight, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
 use loyalty_host::engine::{Engine, EnrolRequest, GroupCommit};
-use loyalty_host::storage::{Batch, Key, SledStorage, Space, Storage};
+use loyalty_host::storage::{Batch, Key, SledStorage, Space, Storage, appended};
 use loyalty_sdk::prelude::*;
+
+/// The time an event posted now happened: the seconds since the run started, after
+/// `T0 + 60`.
+fn now() -> i64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    T0 + 60 + START.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
 
 /// The engine and storage alone: one point per event, one tier, no perks.
 struct OnePoint;
@@ -216,7 +228,8 @@ fn main() {
         .scan_page(Space::Journal, "air", &[], None, 1, true)
         .unwrap()
         .first()
-        .map_or(400, |(_, v)| v.len());
+        .and_then(|(_, v)| Some(appended(v).ok()?.last()?.len()))
+        .unwrap_or(400);
     eprintln!(
         "records: member {member_bytes} bytes, event {event_bytes} bytes, journal entry {journal_bytes} bytes"
     );
@@ -274,7 +287,7 @@ fn main() {
                 let e = e.clone();
                 tokio::spawn(async move {
                     let member = format!("m{}", (i * 7_919) % members);
-                    let event = flight(format!("r{round}-e{i}"), T0 + 60 + i as i64);
+                    let event = flight(format!("r{round}-e{i}"), now());
                     e.submit("air", move |e| e.post_event("air", &member, &event))
                         .await
                         .unwrap();
@@ -381,12 +394,11 @@ fn storage_round(
                         Key::merchant("air", &[b"event", id.as_bytes()]),
                         vec![9; event_bytes],
                     );
-                    // Journal keys: the time the event happened, then a sequence.
-                    let at = ((T0 + 60 + i as i64) as u64 ^ (1 << 63)).to_be_bytes();
-                    let seq = ((round * events + i) as u64).to_be_bytes();
-                    b.put(
+                    // Journal entries are appended under the time the event happened.
+                    let at = (now() as u64 ^ (1 << 63)).to_be_bytes();
+                    b.append(
                         Space::Journal,
-                        Key::merchant("air", &[&at, &seq]),
+                        Key::merchant("air", &[&at]),
                         vec![5; journal_bytes],
                     );
                     commit.submit(b).unwrap()

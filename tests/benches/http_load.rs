@@ -24,6 +24,11 @@
 //! `/proc`, and the load generator's own CPU per request (it shares the cores).
 //! `MEMBERS`, `CONNECTIONS`, `SECONDS` (per phase) and `ROUNDS` set the size; the
 //! defaults are 20,000, 64, 10 and 3.
+//!
+//! Events happen when they are posted, as a till's do: an event's `occurred_at` is the
+//! second of the run it is posted in (counted from `T0 + 60`). Until session 14 each
+//! event happened a second after the one before, and every round went back to `T0 +
+//! 60`, so each round's history was written in between the last round's.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +41,16 @@ use loyalty_tests::http::{Server, merchant};
 use loyalty_tests::proc::{TICKS_PER_SECOND, process_ticks, thread_ticks};
 use loyalty_tests::{env_number as env, flight};
 use serde_json::json;
+
+/// When the members joined (2026-09-21).
+const T0: i64 = 1_790_000_000;
+
+/// The time an event posted now happened: the seconds since the run started, after
+/// `T0 + 60`.
+fn now() -> i64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    T0 + 60 + START.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
 
 /// A keep-alive HTTP/1.1 connection.
 struct Conn {
@@ -198,7 +213,6 @@ fn main() {
         .expect("runtime");
     let real = server.addr;
     let bare = runtime.block_on(bare_server());
-    const T0: i64 = 1_790_000_000;
 
     eprintln!("enrolling {members} members over HTTP");
     let enrolled = runtime.block_on(async {
@@ -255,7 +269,7 @@ fn main() {
             // Spread over the members (a prime stride visits them all).
             let member = (i * 7_919) % members as u64;
             let id = format!("r{round}-e{i}");
-            let body = flight(&id, T0 + 60 + i as i64);
+            let body = flight(&id, now());
             Req {
                 path: format!("/v1/merchants/air/members/m{member}/events"),
                 key: Some(key.clone()),
