@@ -46,13 +46,16 @@ const MAX_ROUND: usize = 4_096;
 const GATHER_AFTER: usize = 8;
 
 /// ...and then, when fewer than half as many are queued as the last round took, the
-/// committer waits this long for more before it takes the round. Under load a flush
-/// can return so fast that the next round would hold a handful of operations, and
-/// every round costs the committer and sled's threads about the same whatever its
-/// size; an operation waits this much longer at most. A lone writer's rounds hold
-/// one batch, so it never waits. (Engine bench, alternated: 11-30 events a flush
-/// without, 22-45 with; CPU per event 76-77 against 89-98 µs sandboxed.)
-const GATHER: Duration = Duration::from_micros(200);
+/// committer waits until as many are queued as it took, or this long, before it takes
+/// the round. Under load a flush can return so fast that the next round would hold a
+/// handful of operations, and every round costs the committer and sled's threads
+/// about the same whatever its size (sled's writer threads spent 10-18 µs of CPU an
+/// HTTP request with 19 requests a flush); an operation waits this much longer at
+/// most. A lone writer's rounds hold one batch, so it never waits. Measured
+/// alternated (session 14): with a fixed 200 µs sleep instead, the engine bench's
+/// sandboxed rounds took 50-96 events and 50 µs of CPU an event, against 146-158 and
+/// 39 µs; over HTTP, 18,302-20,898 against 19,484-22,028 requests/s.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// A queued write: the ticket of the batch that made it, and the value (`None`:
 /// deleted).
@@ -76,6 +79,10 @@ struct State {
     /// Why a round failed to apply: from then on every write is refused.
     failed: Option<String>,
     stop: bool,
+    /// While the committer gathers a round: how many queued batches it waits for
+    /// (0 otherwise). Writers wake it only for the first batch of an empty queue and
+    /// when the queue reaches this many.
+    wanted: usize,
     /// Async waiters by the ticket they wait for: the committer wakes only those its
     /// flush made durable (or all of them, when a flush or a round fails).
     waiters: BTreeMap<u64, Vec<tokio::sync::oneshot::Sender<()>>>,
@@ -125,6 +132,8 @@ struct Shared {
     rounds: AtomicU64,
     flush_nanos: AtomicU64,
     latency: Histogram,
+    /// The longest the committer gathers a round (see [`GATHER`]).
+    gather: Duration,
 }
 
 fn flush_histogram() -> Histogram {
@@ -154,7 +163,13 @@ pub struct FlushStats {
 impl GroupCommit {
     /// Wrap `storage` and start the committer thread.
     pub fn start(storage: Arc<dyn Storage>) -> GroupCommit {
-        let gc = GroupCommit::new(storage, false);
+        GroupCommit::start_gathering(storage, GATHER)
+    }
+
+    /// [`GroupCommit::start`] with `gather` instead of [`GATHER`].
+    fn start_gathering(storage: Arc<dyn Storage>, gather: Duration) -> GroupCommit {
+        let mut gc = GroupCommit::new(storage, false);
+        Arc::get_mut(&mut gc.shared).expect("not shared yet").gather = gather;
         let s = gc.shared.clone();
         let committer = std::thread::Builder::new()
             .name("group-commit".into())
@@ -184,6 +199,7 @@ impl GroupCommit {
             rounds: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
             latency: flush_histogram(),
+            gather: GATHER,
         });
         GroupCommit {
             shared,
@@ -250,8 +266,14 @@ impl GroupCommit {
                 .insert(key.as_bytes().to_vec(), (ticket, value));
         }
         st.queue.push_back((ticket, batch));
+        // The committer waits for work only on an empty queue, or while it gathers a
+        // round: otherwise it looks at the queue before it waits, and a wake-up would
+        // be a system call for nothing.
+        let wake = st.queue.len() == 1 || st.queue.len() == st.wanted;
         drop(st);
-        self.shared.work.notify_one();
+        if wake {
+            self.shared.work.notify_one();
+        }
         Ok(Ticket(ticket))
     }
 
@@ -426,9 +448,21 @@ fn commit_loop(s: &Shared) {
                 st = wait(&s.work, st);
             }
             if previous >= GATHER_AFTER && st.queue.len() < previous / 2 && !st.stop {
-                drop(st);
-                std::thread::sleep(GATHER);
-                st = lock(&s.state);
+                // Wait until as many are queued as the last round took, or the
+                // gathering time has passed.
+                let deadline = Instant::now() + s.gather;
+                st.wanted = previous;
+                while st.queue.len() < previous && !st.stop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    st = s
+                        .work
+                        .wait_timeout(st, left)
+                        .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+                }
+                st.wanted = 0;
             }
             let n = st.queue.len().min(MAX_ROUND);
             previous = n;
@@ -542,6 +576,115 @@ mod tests {
         // Nothing of it was queued: reads do not see it.
         assert_eq!(gc.get(Space::Members, &key(u64::MAX)).unwrap(), None);
         assert_eq!(gc.get(Space::Members, &key(7)).unwrap(), Some(vec![1]));
+    }
+
+    /// Storage whose applies wait while the test holds the gate, and are counted.
+    struct Gate {
+        inner: SledStorage,
+        closed: Mutex<bool>,
+        opened: Condvar,
+        applies: AtomicU64,
+    }
+
+    impl Intercept for Gate {
+        fn inner(&self) -> &SledStorage {
+            &self.inner
+        }
+        fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+            self.applies.fetch_add(1, Ordering::SeqCst);
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+            drop(closed);
+            self.inner.apply(batch)
+        }
+    }
+
+    fn put(gc: &GroupCommit, i: u64) -> Ticket {
+        let mut b = Batch::new();
+        b.put(Space::Members, key(i), vec![1]);
+        gc.submit(b).unwrap()
+    }
+
+    /// Wait until the committer gathers a round (for 16 batches).
+    fn gathering(gc: &GroupCommit) {
+        while lock(&gc.shared.state).wanted != 16 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Wait for `ticket` on another thread, failing after a minute (so a committer
+    /// that sleeps out a gathering time of ten minutes fails the test).
+    fn durable_within_a_minute(gc: &Arc<GroupCommit>, ticket: Ticket) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let gc = gc.clone();
+        std::thread::spawn(move || tx.send(gc.wait(ticket)));
+        let waited = rx.recv_timeout(Duration::from_secs(60));
+        assert!(matches!(waited, Ok(Ok(()))), "not durable: {waited:?}");
+    }
+
+    #[test]
+    fn under_load_a_round_is_gathered_until_as_many_are_queued_as_the_last_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate {
+            inner: SledStorage::open(dir.path(), 1 << 20).unwrap(),
+            closed: Mutex::new(true),
+            opened: Condvar::new(),
+            applies: AtomicU64::new(0),
+        });
+        let gc = Arc::new(GroupCommit::start_gathering(
+            gate.clone(),
+            Duration::from_secs(600),
+        ));
+        // A first batch holds the committer in its apply while 16 more are queued,
+        // which then make one round.
+        put(&gc, 0);
+        while gate.applies.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sixteen: Vec<Ticket> = (1..=16).map(|i| put(&gc, i)).collect();
+        *gate.closed.lock().unwrap() = false;
+        gate.opened.notify_all();
+        durable_within_a_minute(&gc, *sixteen.last().unwrap());
+        assert_eq!(gate.applies.load(Ordering::SeqCst), 2);
+        // Now one queued is fewer than half of 16: the committer waits for 16, and
+        // takes them as one round as soon as the 16th is queued, long before its
+        // ten minutes are up.
+        put(&gc, 17);
+        gathering(&gc);
+        let next: Vec<Ticket> = (18..=32).map(|i| put(&gc, i)).collect();
+        durable_within_a_minute(&gc, *next.last().unwrap());
+        assert_eq!(gate.applies.load(Ordering::SeqCst), 3, "one round of 16");
+    }
+
+    #[test]
+    fn a_gathered_round_goes_when_its_time_is_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate {
+            inner: SledStorage::open(dir.path(), 1 << 20).unwrap(),
+            closed: Mutex::new(true),
+            opened: Condvar::new(),
+            applies: AtomicU64::new(0),
+        });
+        let gc = Arc::new(GroupCommit::start_gathering(
+            gate.clone(),
+            Duration::from_millis(20),
+        ));
+        put(&gc, 0);
+        while gate.applies.load(Ordering::SeqCst) == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let sixteen: Vec<Ticket> = (1..=16).map(|i| put(&gc, i)).collect();
+        *gate.closed.lock().unwrap() = false;
+        gate.opened.notify_all();
+        durable_within_a_minute(&gc, *sixteen.last().unwrap());
+        // Two where 16 are awaited (however soon the committer looks, fewer than
+        // half are queued): they go, as one round, when the gathering time is up.
+        put(&gc, 17);
+        let last = put(&gc, 18);
+        durable_within_a_minute(&gc, last);
+        assert_eq!(gate.applies.load(Ordering::SeqCst), 3);
     }
 
     #[test]
