@@ -552,7 +552,7 @@ fn commit_loop(s: &Shared) {
 mod tests {
     use super::*;
     use crate::storage::SledStorage;
-    use crate::storage::intercept::Intercept;
+    use crate::storage::intercept::{Gate, Intercept};
 
     fn key(i: u64) -> Key {
         Key::merchant("m", &[format!("k{i}").as_bytes()])
@@ -578,29 +578,6 @@ mod tests {
         assert_eq!(gc.get(Space::Members, &key(7)).unwrap(), Some(vec![1]));
     }
 
-    /// Storage whose applies wait while the test holds the gate, and are counted.
-    struct Gate {
-        inner: SledStorage,
-        closed: Mutex<bool>,
-        opened: Condvar,
-        applies: AtomicU64,
-    }
-
-    impl Intercept for Gate {
-        fn inner(&self) -> &SledStorage {
-            &self.inner
-        }
-        fn apply(&self, batch: Batch) -> Result<(), StorageError> {
-            self.applies.fetch_add(1, Ordering::SeqCst);
-            let mut closed = self.closed.lock().unwrap();
-            while *closed {
-                closed = self.opened.wait(closed).unwrap();
-            }
-            drop(closed);
-            self.inner.apply(batch)
-        }
-    }
-
     fn put(gc: &GroupCommit, i: u64) -> Ticket {
         let mut b = Batch::new();
         b.put(Space::Members, key(i), vec![1]);
@@ -624,30 +601,26 @@ mod tests {
         assert!(matches!(waited, Ok(Ok(()))), "not durable: {waited:?}");
     }
 
+    /// A group commit gathering for at most `gather` over a gate, after a round of
+    /// 16 batches: a first batch holds the committer in its apply while 16 more are
+    /// queued, which then make one round.
+    fn after_a_round_of_16(gather: Duration) -> (tempfile::TempDir, Arc<Gate>, Arc<GroupCommit>) {
+        let dir = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::new(SledStorage::open(dir.path(), 1 << 20).unwrap()));
+        gate.set_closed(true);
+        let gc = Arc::new(GroupCommit::start_gathering(gate.clone(), gather));
+        put(&gc, 0);
+        gate.wait_for_applies(1);
+        let sixteen: Vec<Ticket> = (1..=16).map(|i| put(&gc, i)).collect();
+        gate.set_closed(false);
+        durable_within_a_minute(&gc, *sixteen.last().unwrap());
+        assert_eq!(gate.applies(), 2);
+        (dir, gate, gc)
+    }
+
     #[test]
     fn under_load_a_round_is_gathered_until_as_many_are_queued_as_the_last_took() {
-        let dir = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate {
-            inner: SledStorage::open(dir.path(), 1 << 20).unwrap(),
-            closed: Mutex::new(true),
-            opened: Condvar::new(),
-            applies: AtomicU64::new(0),
-        });
-        let gc = Arc::new(GroupCommit::start_gathering(
-            gate.clone(),
-            Duration::from_secs(600),
-        ));
-        // A first batch holds the committer in its apply while 16 more are queued,
-        // which then make one round.
-        put(&gc, 0);
-        while gate.applies.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let sixteen: Vec<Ticket> = (1..=16).map(|i| put(&gc, i)).collect();
-        *gate.closed.lock().unwrap() = false;
-        gate.opened.notify_all();
-        durable_within_a_minute(&gc, *sixteen.last().unwrap());
-        assert_eq!(gate.applies.load(Ordering::SeqCst), 2);
+        let (_dir, gate, gc) = after_a_round_of_16(Duration::from_secs(600));
         // Now one queued is fewer than half of 16: the committer waits for 16, and
         // takes them as one round as soon as the 16th is queued, long before its
         // ten minutes are up.
@@ -655,36 +628,18 @@ mod tests {
         gathering(&gc);
         let next: Vec<Ticket> = (18..=32).map(|i| put(&gc, i)).collect();
         durable_within_a_minute(&gc, *next.last().unwrap());
-        assert_eq!(gate.applies.load(Ordering::SeqCst), 3, "one round of 16");
+        assert_eq!(gate.applies(), 3, "one round of 16");
     }
 
     #[test]
     fn a_gathered_round_goes_when_its_time_is_up() {
-        let dir = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate {
-            inner: SledStorage::open(dir.path(), 1 << 20).unwrap(),
-            closed: Mutex::new(true),
-            opened: Condvar::new(),
-            applies: AtomicU64::new(0),
-        });
-        let gc = Arc::new(GroupCommit::start_gathering(
-            gate.clone(),
-            Duration::from_millis(20),
-        ));
-        put(&gc, 0);
-        while gate.applies.load(Ordering::SeqCst) == 0 {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let sixteen: Vec<Ticket> = (1..=16).map(|i| put(&gc, i)).collect();
-        *gate.closed.lock().unwrap() = false;
-        gate.opened.notify_all();
-        durable_within_a_minute(&gc, *sixteen.last().unwrap());
+        let (_dir, gate, gc) = after_a_round_of_16(Duration::from_millis(20));
         // Two where 16 are awaited (however soon the committer looks, fewer than
         // half are queued): they go, as one round, when the gathering time is up.
         put(&gc, 17);
         let last = put(&gc, 18);
         durable_within_a_minute(&gc, last);
-        assert_eq!(gate.applies.load(Ordering::SeqCst), 3);
+        assert_eq!(gate.applies(), 3);
     }
 
     #[test]

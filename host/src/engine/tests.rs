@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::native::Native;
 use super::*;
 use crate::domain::Event;
-use crate::storage::intercept::Intercept;
+use crate::storage::intercept::{Gate, Intercept};
 use crate::storage::{SledStorage, StorageError};
 
 /// Storage that numbers applies, remembers which apply last wrote each member
@@ -286,40 +286,10 @@ fn the_journal_keeps_operations_in_time_order_and_erasure_takes_the_profile_out(
     );
 }
 
-/// Storage whose applies wait while the test holds the gate, so operations queued
-/// meanwhile go into one group-commit round.
-struct Gate {
-    inner: SledStorage,
-    closed: Mutex<bool>,
-    opened: std::sync::Condvar,
-    waiting: AtomicU64,
-}
-
-impl Intercept for Gate {
-    fn inner(&self) -> &SledStorage {
-        &self.inner
-    }
-    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
-        let mut closed = self.closed.lock().unwrap();
-        self.waiting.fetch_add(1, Ordering::SeqCst);
-        while *closed {
-            closed = self.opened.wait(closed).unwrap();
-        }
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        drop(closed);
-        self.inner.apply(batch)
-    }
-}
-
 #[test]
 fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
-    let gate = Arc::new(Gate {
-        inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
-        closed: Mutex::new(false),
-        opened: std::sync::Condvar::new(),
-        waiting: AtomicU64::new(0),
-    });
+    let gate = Arc::new(Gate::new(SledStorage::open(dir.path(), 8 << 20).unwrap()));
     let engine = engine(gate.clone());
     let enrol = |member: &str| {
         let req = EnrolRequest {
@@ -332,19 +302,17 @@ fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
     };
     // The committer stops in the first member's round; the next three are queued
     // behind it and applied as one round.
-    *gate.closed.lock().unwrap() = true;
+    gate.set_closed(true);
+    let applied = gate.applies();
     let first = enrol("amy");
-    while gate.waiting.load(Ordering::SeqCst) == 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    gate.wait_for_applies(applied + 1);
     let rest: Vec<_> = ["ben", "cat", "dan"].into_iter().map(enrol).collect();
-    *gate.closed.lock().unwrap() = false;
-    gate.opened.notify_all();
+    gate.set_closed(false);
     engine.durable(first).unwrap();
     for done in rest {
         engine.durable(done).unwrap();
     }
-    let keys = gate.inner.scan(Space::Journal, "air", &[]).unwrap();
+    let keys = gate.inner().scan(Space::Journal, "air", &[]).unwrap();
     let per_key: Vec<usize> = keys
         .iter()
         .map(|(_, v)| crate::storage::appended(v).unwrap().len())

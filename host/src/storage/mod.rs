@@ -413,6 +413,61 @@ pub(crate) mod intercept {
         }
     }
 
+    /// Storage whose applies are counted, and wait while the gate is closed: a test
+    /// holds the group commit's committer in one round while it queues the next.
+    pub(crate) struct Gate {
+        inner: SledStorage,
+        closed: std::sync::Mutex<bool>,
+        opened: std::sync::Condvar,
+        applies: std::sync::atomic::AtomicU64,
+    }
+
+    impl Gate {
+        /// A gate, open, over `inner`.
+        pub(crate) fn new(inner: SledStorage) -> Gate {
+            Gate {
+                inner,
+                closed: std::sync::Mutex::new(false),
+                opened: std::sync::Condvar::new(),
+                applies: std::sync::atomic::AtomicU64::new(0),
+            }
+        }
+
+        /// Close (`true`) or open the gate.
+        pub(crate) fn set_closed(&self, closed: bool) {
+            *self.closed.lock().unwrap() = closed;
+            self.opened.notify_all();
+        }
+
+        /// How many applies have begun.
+        pub(crate) fn applies(&self) -> u64 {
+            self.applies.load(std::sync::atomic::Ordering::SeqCst)
+        }
+
+        /// Wait until `n` applies have begun.
+        pub(crate) fn wait_for_applies(&self, n: u64) {
+            while self.applies() < n {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+    }
+
+    impl Intercept for Gate {
+        fn inner(&self) -> &SledStorage {
+            &self.inner
+        }
+        fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+            self.applies
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut closed = self.closed.lock().unwrap();
+            while *closed {
+                closed = self.opened.wait(closed).unwrap();
+            }
+            drop(closed);
+            self.inner.apply(batch)
+        }
+    }
+
     impl<T: Intercept> Storage for T {
         fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
             self.inner().get(space, key)
