@@ -154,6 +154,9 @@ struct ServeArgs {
     /// Of which for one merchant at most; 0: the default for this machine's cores.
     #[arg(long, env = "LOYALTY_MERCHANT_THREADS", default_value_t = 0)]
     merchant_threads: usize,
+    /// MiB of sled's page cache (the process's memory grows with it).
+    #[arg(long, env = "LOYALTY_CACHE_MIB", default_value_t = Options::default().cache_bytes >> 20)]
+    cache_mib: u64,
     /// Milliseconds before a failed webhook delivery's second attempt (doubling after).
     #[arg(long, env = "LOYALTY_WEBHOOK_RETRY_MS", default_value_t = 30_000)]
     webhook_retry_ms: u64,
@@ -447,6 +450,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     if args.merchant_threads > 0 {
         options.per_merchant = args.merchant_threads;
     }
+    options.cache_bytes = args.cache_mib.max(1) << 20;
     options.webhooks.retry_base = Duration::from_millis(args.webhook_retry_ms.max(1));
     options.webhooks.max_attempts = args.webhook_attempts.max(1);
     options.webhooks.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
