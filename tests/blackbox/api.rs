@@ -688,3 +688,31 @@ fn the_demo_prints_keys_and_a_curl_that_works() {
         .expect(200);
     assert_eq!(offers["partner"], "hotel");
 }
+
+#[test]
+fn the_cache_size_is_a_flag_and_a_bad_value_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A small cache serves, and the data outlives a restart with another size.
+    let mut server = Server::start_on(&data, &["--cache-mib", "4"]);
+    let m = http::merchant(&server, "air", "airline-miles");
+    enrol(&m, "ann");
+    m.client
+        .post(&m.path("/members/ann/events"), &fare("f-1", 40_000))
+        .expect(200);
+    server.stop();
+    let server = Server::start_on(&data, &["--cache-mib", "64"]);
+    let ann = server
+        .client(Some(&m.key))
+        .get("/v1/merchants/air/members/ann")
+        .expect(200);
+    assert!(ann["balance"]["available"].as_i64().unwrap() > 0, "{ann}");
+
+    let refused = std::process::Command::new(loyalty_tests::binary())
+        .args(["serve", "--cache-mib", "lots"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--cache-mib"), "{stderr}");
+}
