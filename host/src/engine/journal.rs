@@ -136,6 +136,40 @@ pub struct JournalCursor {
     taken: usize,
 }
 
+/// A page of the journal being read: how many entries it takes, and where they go.
+struct Page<'a> {
+    limit: usize,
+    taken: usize,
+    entry: &'a mut dyn FnMut(&[u8]) -> Result<(), EngineError>,
+}
+
+impl Page<'_> {
+    /// Take the entries of `value` (under `key`) from the `skip`th on; once the page
+    /// is full, where the next page starts.
+    fn take(
+        &mut self,
+        key: &Key,
+        value: &[u8],
+        skip: usize,
+    ) -> Result<Option<JournalCursor>, EngineError> {
+        let entries = appended(value)?;
+        for (i, e) in entries.iter().enumerate().skip(skip) {
+            if self.taken == self.limit {
+                return Ok(Some(JournalCursor {
+                    key: key.clone(),
+                    taken: i,
+                }));
+            }
+            (self.entry)(e)?;
+            self.taken += 1;
+        }
+        Ok((self.taken == self.limit).then(|| JournalCursor {
+            key: key.clone(),
+            taken: entries.len(),
+        }))
+    }
+}
+
 impl Engine {
     /// Add `entry` (already JSON) at time `at` to `batch`.
     pub(super) fn record_raw(
@@ -236,24 +270,19 @@ impl Engine {
         limit: usize,
         entry: &mut dyn FnMut(&[u8]) -> Result<(), EngineError>,
     ) -> Result<Option<JournalCursor>, EngineError> {
-        let limit = limit.max(1);
-        let mut n = 0;
+        let mut page = Page {
+            limit: limit.max(1),
+            taken: 0,
+            entry,
+        };
         let mut after = match (cursor, from) {
             (Some(c), _) => {
                 // The rest of the key the last page stopped in (its entries never
                 // change order or number; an erasure only rewrites one in place).
-                if let Some(value) = self.storage.get(Space::Journal, &c.key)? {
-                    let entries = appended(&value)?;
-                    for (i, e) in entries.iter().enumerate().skip(c.taken) {
-                        if n == limit {
-                            return Ok(Some(JournalCursor {
-                                key: c.key.clone(),
-                                taken: i,
-                            }));
-                        }
-                        entry(e)?;
-                        n += 1;
-                    }
+                if let Some(value) = self.storage.get(Space::Journal, &c.key)?
+                    && let Some(next) = page.take(&c.key, &value, c.taken)?
+                {
+                    return Ok(Some(next));
                 }
                 Some(c.key.clone())
             }
@@ -264,7 +293,7 @@ impl Engine {
         };
         loop {
             // Keys hold one entry or many: ask for as many keys as entries are wanted.
-            let want = limit - n;
+            let want = page.limit - page.taken;
             let keys = self.storage.scan_page(
                 Space::Journal,
                 merchant,
@@ -278,17 +307,8 @@ impl Engine {
                 if to.is_some_and(|to| at_of(&key) >= to) {
                     return Ok(None);
                 }
-                let entries = appended(&value)?;
-                for (i, e) in entries.iter().enumerate() {
-                    if n == limit {
-                        return Ok(Some(JournalCursor { key, taken: i }));
-                    }
-                    entry(e)?;
-                    n += 1;
-                }
-                if n == limit {
-                    let taken = entries.len();
-                    return Ok(Some(JournalCursor { key, taken }));
+                if let Some(next) = page.take(&key, &value, 0)? {
+                    return Ok(Some(next));
                 }
                 after = Some(key);
             }

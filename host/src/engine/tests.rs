@@ -337,6 +337,23 @@ fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
     }
     assert_eq!(seen, ["amy", "ben", "cat", "dan"]);
     assert!(cursor.is_none());
+    // A page that ends where a key the last page stopped inside ends.
+    let (first, cursor) = engine.journal("air", None, None, None, 2).unwrap();
+    let (rest, cursor) = engine
+        .journal("air", None, None, cursor.as_ref(), 2)
+        .unwrap();
+    let (end, cursor) = engine
+        .journal("air", None, None, cursor.as_ref(), 2)
+        .unwrap();
+    assert_eq!(
+        (members(&first), members(&rest), end.len(), cursor),
+        (
+            vec!["amy".into(), "ben".into()],
+            vec!["cat".into(), "dan".into()],
+            0,
+            None
+        )
+    );
     assert_eq!(engine.journal_len("air", None, None).unwrap(), 4);
     assert_eq!(engine.journal_len("air", Some(NOW + 1), None).unwrap(), 0);
     let (none, _) = engine.journal("air", None, Some(NOW), None, 10).unwrap();
