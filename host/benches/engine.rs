@@ -35,8 +35,7 @@ use loyalty_sdk::prelude::*;
 /// The time an event posted now happened: the seconds since the run started, after
 /// `T0 + 60`.
 fn now() -> i64 {
-    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    T0 + 60 + START.get_or_init(Instant::now).elapsed().as_secs() as i64
+    loyalty_tests::posted_at(T0 + 60)
 }
 
 /// The engine and storage alone: one point per event, one tier, no perks.

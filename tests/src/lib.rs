@@ -92,6 +92,13 @@ pub fn wall_clock() -> i64 {
         .as_secs() as i64
 }
 
+/// When an event a benchmark posts now happened: `start` plus the whole seconds
+/// since the run's first call, as a live till's events happen when they are posted.
+pub fn posted_at(start: i64) -> i64 {
+    static FIRST: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    start + FIRST.get_or_init(Instant::now).elapsed().as_secs() as i64
+}
+
 /// Wait (up to a minute; never a timing assertion) until `f` gives something; `what`
 /// names it if it never does.
 pub fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {

@@ -168,8 +168,7 @@ impl GroupCommit {
 
     /// [`GroupCommit::start`] with `gather` instead of [`GATHER`].
     fn start_gathering(storage: Arc<dyn Storage>, gather: Duration) -> GroupCommit {
-        let mut gc = GroupCommit::new(storage, false);
-        Arc::get_mut(&mut gc.shared).expect("not shared yet").gather = gather;
+        let gc = GroupCommit::new(storage, false, gather);
         let s = gc.shared.clone();
         let committer = std::thread::Builder::new()
             .name("group-commit".into())
@@ -186,10 +185,10 @@ impl GroupCommit {
     /// another thread would cost more than applying it: the scratch engines of a
     /// simulation, over [`crate::storage::MemoryStorage`].
     pub fn inline(storage: Arc<dyn Storage>) -> GroupCommit {
-        GroupCommit::new(storage, true)
+        GroupCommit::new(storage, true, GATHER)
     }
 
-    fn new(storage: Arc<dyn Storage>, inline: bool) -> GroupCommit {
+    fn new(storage: Arc<dyn Storage>, inline: bool, gather: Duration) -> GroupCommit {
         let shared = Arc::new(Shared {
             storage,
             state: Mutex::new(State::default()),
@@ -199,7 +198,7 @@ impl GroupCommit {
             rounds: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
             latency: flush_histogram(),
-            gather: GATHER,
+            gather,
         });
         GroupCommit {
             shared,
@@ -563,7 +562,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap());
         // No committer: nothing leaves the queue.
-        let gc = GroupCommit::new(storage, false);
+        let gc = GroupCommit::new(storage, false, GATHER);
         for i in 0..MAX_QUEUED as u64 {
             let mut b = Batch::new();
             b.put(Space::Members, key(i), vec![1]);
