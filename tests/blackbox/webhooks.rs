@@ -312,6 +312,20 @@ fn a_pending_delivery_survives_the_host_being_killed() {
     eventually("the first attempt", || {
         (!receiver.got().is_empty()).then_some(())
     });
+    // The receiver has the request before the host records the failed attempt: wait
+    // until the record is queued, then for an acknowledged write, which is durable
+    // only when everything queued before it is.
+    eventually("the first attempt recorded", || {
+        deliveries(&a)
+            .into_iter()
+            .find(|d| d["attempts"] == 1 && d["status"] == "pending")
+    });
+    a.client
+        .post(
+            &a.path("/members"),
+            &json!({"member": "dee", "enrolled_at": wall_clock()}),
+        )
+        .expect(201);
     server.kill();
 
     let server = Server::start_on(&data, &args);
