@@ -764,7 +764,10 @@ fn a_members_next_event_builds_on_every_change_since_their_last() {
     );
 
     // An event that fails after reading the member, then one that succeeds.
-    let failed = h.post("ann", refund("r-1", "no-such-purchase", 100, false, NOW + 4));
+    let failed = h.post(
+        "ann",
+        refund("r-1", "no-such-purchase", 100, false, NOW + 4),
+    );
     assert!(matches!(failed, Err(EngineError::Refund { .. })));
     let third = h.post("ann", purchase("p-3", 10_000, NOW + 5)).unwrap();
     assert_eq!(
@@ -778,7 +781,11 @@ fn a_members_next_event_builds_on_every_change_since_their_last() {
     let update: ProfileUpdate =
         serde_json::from_value(serde_json::json!({ "attributes": { "city": "Lyon" } })).unwrap();
     h.engine
-        .durable(h.engine.update_profile("acme", "ann", &update, NOW + 6).unwrap())
+        .durable(
+            h.engine
+                .update_profile("acme", "ann", &update, NOW + 6)
+                .unwrap(),
+        )
         .unwrap();
     h.post("ann", purchase("p-4", 10_000, NOW + 7)).unwrap();
     let view = h.engine.member("acme", "ann", NOW + 7).unwrap();
@@ -789,7 +796,11 @@ fn a_members_next_event_builds_on_every_change_since_their_last() {
 
     // An opt-out after an event: the next event is refused.
     h.engine
-        .durable(h.engine.set_opted_out("acme", "ann", true, NOW + 8).unwrap())
+        .durable(
+            h.engine
+                .set_opted_out("acme", "ann", true, NOW + 8)
+                .unwrap(),
+        )
         .unwrap();
     let refused = h.post("ann", purchase("p-5", 10_000, NOW + 9));
     assert!(matches!(
