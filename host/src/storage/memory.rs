@@ -116,7 +116,7 @@ impl Storage for MemoryStorage {
 
     fn apply(&self, batch: Batch) -> Result<(), StorageError> {
         let mut spaces = self.spaces.write().unwrap_or_else(|e| e.into_inner());
-        for (space, key, value) in batch.resolve(&self.seq) {
+        for (space, key, value) in batch.resolve(&self.seq, usize::MAX) {
             let map = spaces.entry(space).or_default();
             match value {
                 Some(v) => map.insert(key.0, v),

@@ -230,7 +230,8 @@ impl Batch {
     ///
     /// Records appended to one group by one [`Storage::apply`] may share a key: the
     /// value is then all of them, in order (a round of the group commit is one apply,
-    /// so a busy log costs one key per round instead of one per record). Read values
+    /// so a busy log costs a key per round, or per few KiB of it in sled, instead of
+    /// one per record). Read values
     /// of appended keys with [`appended`]. They are read by scans, not by key: the
     /// group commit's overlay of pending writes does not hold them.
     pub fn append(&mut self, space: Space, group: Key, record: Vec<u8>) -> &mut Batch {
@@ -245,11 +246,18 @@ impl Batch {
 
     /// The batch as plain writes (`None` removes the key), for a backend to apply:
     /// puts and deletes in order, then each group's appended records as one value
-    /// under a new key from `seq`.
-    pub(crate) fn resolve(self, seq: &AppendSeq) -> Vec<(Space, Key, Option<Vec<u8>>)> {
+    /// under a new key from `seq`; or as several, in order, each a new key, where one
+    /// value would be longer than `max_value` bytes (a record longer than that on its
+    /// own is one value).
+    pub(crate) fn resolve(
+        self,
+        seq: &AppendSeq,
+        max_value: usize,
+    ) -> Vec<(Space, Key, Option<Vec<u8>>)> {
         let mut writes = Vec::with_capacity(self.ops.len());
-        // Groups in the order of their first record; a handful per batch.
-        let mut groups: Vec<(Space, Key, Vec<u8>)> = Vec::new();
+        // Groups in the order of their first record; a handful per batch. Each holds
+        // its values in order, the last one still being filled.
+        let mut groups: Vec<(Space, Key, Vec<Vec<u8>>)> = Vec::new();
         for (space, key, write) in self.ops {
             match write {
                 Write::Put(v) => writes.push((space, key, Some(v))),
@@ -259,22 +267,35 @@ impl Batch {
                     let at = match found {
                         Some(i) => i,
                         None => {
-                            groups.push((space, key, vec![APPENDED]));
+                            groups.push((space, key, vec![vec![APPENDED]]));
                             groups.len() - 1
                         }
                     };
-                    push_record(&mut groups[at].2, &record);
+                    let values = &mut groups[at].2;
+                    let last = values.last().map_or(0, Vec::len);
+                    if last > 1 && last + RECORD_HEAD + record.len() > max_value {
+                        values.push(vec![APPENDED]);
+                    }
+                    if let Some(value) = values.last_mut() {
+                        push_record(value, &record);
+                    }
                 }
             }
         }
-        for (space, mut group, value) in groups {
-            group.0.push(0);
-            group.0.extend_from_slice(&seq_part(seq.next()));
-            writes.push((space, group, Some(value)));
+        for (space, group, values) in groups {
+            for value in values {
+                let mut key = group.clone();
+                key.0.push(0);
+                key.0.extend_from_slice(&seq_part(seq.next()));
+                writes.push((space, key, Some(value)));
+            }
         }
         writes
     }
 }
+
+/// The bytes in front of each appended record: its length (a `u32`, big-endian).
+const RECORD_HEAD: usize = 4;
 
 /// The first byte of a value that holds appended records. (A value without it is one
 /// record written before appends were grouped: a JSON journal entry.)
@@ -566,6 +587,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         appends_group_per_apply(&SledStorage::open(dir.path(), 1 << 20).unwrap());
         appends_group_per_apply(&MemoryStorage::new());
+    }
+
+    #[test]
+    fn a_group_longer_than_a_value_may_be_is_split_into_keys_in_order() {
+        let group = Key::merchant("m", &[b"t"]);
+        let mut b = Batch::new();
+        let records: Vec<Vec<u8>> = [10, 10, 10, 40, 3, 0, 10]
+            .iter()
+            .enumerate()
+            .map(|(i, len)| vec![i as u8; *len])
+            .collect();
+        for r in &records {
+            b.append(Space::Journal, group.clone(), r.clone());
+        }
+        b.put(Space::Members, Key::merchant("m", &[b"x"]), vec![1]);
+        let writes = b.resolve(&AppendSeq::new(), 30);
+        assert_eq!(writes[0].0, Space::Members, "puts first");
+        let values: Vec<&Vec<u8>> = writes[1..]
+            .iter()
+            .map(|(_, _, v)| v.as_ref().unwrap())
+            .collect();
+        // 1 + (4 + 10) * 2 = 29 bytes fit; the third record starts a new value; a
+        // record longer than 30 on its own is a value of its own.
+        let split: Vec<Vec<&[u8]>> = values.iter().map(|v| appended(v).unwrap()).collect();
+        assert_eq!(
+            split,
+            [
+                vec![&records[0][..], &records[1]],
+                vec![&records[2][..]],
+                vec![&records[3][..]],
+                vec![&records[4][..], &records[5], &records[6]],
+            ]
+        );
+        assert!(
+            values
+                .iter()
+                .all(|v| v.len() <= 30 || v.len() == 1 + 4 + 40)
+        );
+        let seqs: Vec<u64> = writes[1..].iter().map(|(_, k, _)| seq_of(k)).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     }
 
     #[test]

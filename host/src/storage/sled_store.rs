@@ -6,10 +6,27 @@
 //! it writes, under the process-wide lock that stops every reader meanwhile). An
 //! event's batch is applied with its group-commit round, so this is the write path
 //! every durable operation takes.
+//!
+//! **No sled entry is longer than [`INLINE_MAX`].** sled 0.34 writes any item of its
+//! log over a quarter of a segment (128 KiB by default: a long value, or a leaf node
+//! of up to 17 entries whose values add up to that) to a file of its own under
+//! `blobs/`, and never fsyncs those files: `Db::flush` syncs the log, which only
+//! points at them (sled's issue 1077 shows it with a crash simulator). A value that
+//! lived in such a file would not survive a power loss that the flush promised it
+//! would. So a longer value is stored as chunks of at most `INLINE_MAX` bytes under
+//! keys of their own (tagged [`CHUNK_TAG`], outside every space) with a short header
+//! at its key, and a group of appended records is split into keys of at most that
+//! size ([`Batch::resolve`]). Leaves then stay far below the limit, and everything
+//! sled writes is in the log it syncs.
+//!
+//! A stored value is one of: the value itself; [`ESCAPE`] then the value, when the
+//! value begins with `ESCAPE` or [`CHUNKED`]; or a chunked value's header, beginning
+//! with `CHUNKED` (see [`Header`]). Databases written before this layout are upgraded
+//! when opened ([`SledStorage::open`]).
 
+use std::collections::HashMap;
 use std::path::Path;
-
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::{AppendSeq, Batch, Key, Space, Storage, StorageError};
 
@@ -19,8 +36,104 @@ pub struct SledStorage {
     db: sled::Db,
     /// Every space's keys, each behind its space's [`tag`].
     data: sled::Tree,
-    /// The sequence numbers of appended keys (shared by clones).
+    /// The sequence numbers of appended keys and of chunked values' generations
+    /// (shared by clones).
     seq: Arc<AppendSeq>,
+    /// Every chunked value's stored key, with its header; held while a batch is
+    /// applied, so batches apply one at a time (as sled applies them anyway).
+    chunked: Arc<Mutex<HashMap<Vec<u8>, Header>>>,
+}
+
+/// The longest value sled stores in one entry. A leaf of sled's splits past 16
+/// entries, so even a full one (17 such values and their keys, which are under 300
+/// bytes) is about 75 KiB: well inside the 128 KiB that sled writes inline.
+pub(crate) const INLINE_MAX: usize = 4 << 10;
+
+/// The first byte of a stored value that is the value behind this byte (the value
+/// begins with `ESCAPE` or [`CHUNKED`]).
+const ESCAPE: u8 = 0xfe;
+
+/// The first byte of a chunked value's [`Header`].
+const CHUNKED: u8 = 0xff;
+
+/// The tag in front of chunks' keys: `CHUNK_TAG`, the value's stored key, its
+/// generation (8 bytes) and the chunk's number (4 bytes), all big-endian.
+const CHUNK_TAG: u8 = 0xff;
+
+/// Where the stored layout's version is kept (tag 0 is no space's).
+const LAYOUT_KEY: &[u8] = b"\0layout";
+
+/// This layout's version: values over [`INLINE_MAX`] chunked, others escaped.
+const LAYOUT: &[u8] = b"2";
+
+/// While a database is being upgraded to this layout: the last stored key done.
+const UPGRADED_TO_KEY: &[u8] = b"\0upgraded-to";
+
+/// How many stored entries an upgrade reads per batch.
+const UPGRADE_CHUNK: usize = 1_000;
+
+/// What a chunked value's key holds: where its chunks are and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Header {
+    /// Unique to this write of the key, so a reader can tell a chunk of the value
+    /// it read the header of from one of a value written since.
+    generation: u64,
+    /// How many chunks.
+    chunks: u32,
+    /// The value's length in bytes.
+    len: u64,
+}
+
+impl Header {
+    const LEN: usize = 1 + 8 + 4 + 8;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Header::LEN);
+        v.push(CHUNKED);
+        v.extend_from_slice(&self.generation.to_be_bytes());
+        v.extend_from_slice(&self.chunks.to_be_bytes());
+        v.extend_from_slice(&self.len.to_be_bytes());
+        v
+    }
+
+    fn decode(stored: &[u8]) -> Result<Header, StorageError> {
+        let broken = || StorageError::Backend("a chunked value's header is cut short".into());
+        let (&CHUNKED, rest) = stored.split_first().ok_or_else(broken)? else {
+            return Err(broken());
+        };
+        if rest.len() != Header::LEN - 1 {
+            return Err(broken());
+        }
+        let (generation, rest) = rest.split_at(8);
+        let (chunks, len) = rest.split_at(4);
+        Ok(Header {
+            generation: u64::from_be_bytes(generation.try_into().map_err(|_| broken())?),
+            chunks: u32::from_be_bytes(chunks.try_into().map_err(|_| broken())?),
+            len: u64::from_be_bytes(len.try_into().map_err(|_| broken())?),
+        })
+    }
+}
+
+/// The key of chunk `n` of the value written as `generation` at the stored key `key`.
+fn chunk_key(key: &[u8], generation: u64, n: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len() + 12);
+    k.push(CHUNK_TAG);
+    k.extend_from_slice(key);
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// A chunk's key as (the value's stored key, generation, number).
+fn parse_chunk_key(k: &[u8]) -> Option<(&[u8], u64, u32)> {
+    let body = k.strip_prefix(&[CHUNK_TAG])?;
+    let (key, tail) = body.split_at_checked(body.len().checked_sub(12)?)?;
+    let (generation, n) = tail.split_at(8);
+    Some((
+        key,
+        u64::from_be_bytes(generation.try_into().ok()?),
+        u32::from_be_bytes(n.try_into().ok()?),
+    ))
 }
 
 /// The name of the one tree that holds every space.
@@ -94,12 +207,82 @@ fn wait_for_lock(dir: &Path) {
 /// How many entries a migrated tree's copy writes per batch.
 const MIGRATE_CHUNK: usize = 10_000;
 
+/// The writes of one batch being turned into sled's, against the index of chunked
+/// values (held until the batch is applied).
+struct Writes<'a> {
+    chunked: std::sync::MutexGuard<'a, HashMap<Vec<u8>, Header>>,
+    /// What this batch changes in the index: a new header, or `None` for a key that is
+    /// no longer chunked.
+    changes: HashMap<Vec<u8>, Option<Header>>,
+    seq: &'a AppendSeq,
+    batch: sled::Batch,
+}
+
+impl Writes<'_> {
+    /// Set the stored key `key` to `value` (`None`: remove it), with the chunks of what
+    /// it held before removed.
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let before = match self.changes.get(&key) {
+            Some(change) => *change,
+            None => self.chunked.get(&key).copied(),
+        };
+        if let Some(old) = before {
+            for n in 0..old.chunks {
+                self.batch.remove(chunk_key(&key, old.generation, n));
+            }
+            self.changes.insert(key.clone(), None);
+        }
+        match value {
+            None => self.batch.remove(key),
+            Some(v) if v.len() > INLINE_MAX => {
+                let header = Header {
+                    generation: self.seq.next(),
+                    chunks: u32::try_from(v.len().div_ceil(INLINE_MAX))
+                        .expect("a value under 16 TiB"),
+                    len: v.len() as u64,
+                };
+                for (n, chunk) in (0..).zip(v.chunks(INLINE_MAX)) {
+                    self.batch
+                        .insert(chunk_key(&key, header.generation, n), chunk);
+                }
+                self.batch.insert(key.as_slice(), header.encode());
+                self.changes.insert(key, Some(header));
+            }
+            Some(v) if v.first().is_some_and(|b| *b >= ESCAPE) => {
+                let mut escaped = Vec::with_capacity(v.len() + 1);
+                escaped.push(ESCAPE);
+                escaped.extend_from_slice(&v);
+                self.batch.insert(key, escaped);
+            }
+            Some(v) => self.batch.insert(key, v),
+        }
+    }
+
+    /// Apply the batch to `tree`; the index follows only if it was applied.
+    fn apply(mut self, tree: &sled::Tree) -> Result<(), StorageError> {
+        tree.apply_batch(std::mem::take(&mut self.batch))
+            .map_err(backend)?;
+        for (key, change) in self.changes.drain() {
+            match change {
+                Some(header) => self.chunked.insert(key, header),
+                None => self.chunked.remove(&key),
+            };
+        }
+        Ok(())
+    }
+}
+
 impl SledStorage {
     /// Open (or create) the database in `dir`, with a page cache of `cache_bytes`.
     ///
-    /// A database written by an earlier version, with one tree per space, is moved
-    /// into the data tree first: each old tree is copied, the copy flushed, and only
-    /// then the old tree dropped, so a crash part way leaves it to be copied again.
+    /// A database written by an earlier version is brought to this layout first:
+    /// - with one tree per space, each old tree is copied into the data tree, the copy
+    ///   flushed, and only then the old tree dropped, so a crash part way leaves it to
+    ///   be copied again;
+    /// - with values stored as they are, every value over [`INLINE_MAX`] is chunked and
+    ///   every value that begins as a stored value's marker is escaped, a thousand
+    ///   entries a batch, each batch recording how far it got, so a crash part way
+    ///   goes on from there.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStorage, StorageError> {
         let config = sled::Config::new()
             .path(dir)
@@ -115,12 +298,44 @@ impl SledStorage {
             db,
             data,
             seq: Arc::new(AppendSeq::new()),
+            chunked: Arc::new(Mutex::new(HashMap::new())),
         };
+        storage.index_chunks()?;
         storage.migrate()?;
+        storage.upgrade()?;
         Ok(storage)
     }
 
-    /// Move the trees of the one-tree-per-space layout into the data tree.
+    /// Read the index of chunked values from their chunks' keys.
+    fn index_chunks(&self) -> Result<(), StorageError> {
+        let mut chunked = self.writes().chunked;
+        for item in self.data.range(&[CHUNK_TAG][..]..) {
+            let (k, _) = item.map_err(backend)?;
+            let Some((key, generation, n)) = parse_chunk_key(&k) else {
+                continue;
+            };
+            let header = chunked.entry(key.to_vec()).or_insert(Header {
+                generation,
+                chunks: 0,
+                len: 0,
+            });
+            header.chunks = header.chunks.max(n + 1);
+        }
+        Ok(())
+    }
+
+    /// A new set of writes (taking the index's lock).
+    fn writes(&self) -> Writes<'_> {
+        Writes {
+            chunked: self.chunked.lock().unwrap_or_else(|e| e.into_inner()),
+            changes: HashMap::new(),
+            seq: &self.seq,
+            batch: sled::Batch::default(),
+        }
+    }
+
+    /// Move the trees of the one-tree-per-space layout into the data tree (as they
+    /// were stored: [`SledStorage::upgrade`] runs next).
     fn migrate(&self) -> Result<(), StorageError> {
         let names = self.db.tree_names();
         for space in Space::ALL {
@@ -153,15 +368,114 @@ impl SledStorage {
         }
         Ok(())
     }
+
+    /// Bring values stored as they were (before this layout) to this layout, unless
+    /// the layout's version says they are.
+    fn upgrade(&self) -> Result<(), StorageError> {
+        if self.data.get(LAYOUT_KEY).map_err(backend)?.is_some() {
+            return Ok(());
+        }
+        // The spaces' entries lie between tag 1 and the chunks' tag.
+        let mut from = match self.data.get(UPGRADED_TO_KEY).map_err(backend)? {
+            Some(done) => std::ops::Bound::Excluded(done.to_vec()),
+            None => std::ops::Bound::Included(vec![1]),
+        };
+        if !self.data.is_empty() {
+            tracing::info!("upgrading the stored values to the chunked layout");
+        }
+        loop {
+            let mut writes = self.writes();
+            let mut last = None;
+            let range = (from.clone(), std::ops::Bound::Excluded(vec![CHUNK_TAG]));
+            for item in self.data.range::<Vec<u8>, _>(range).take(UPGRADE_CHUNK) {
+                let (k, v) = item.map_err(backend)?;
+                if v.len() > INLINE_MAX || v.first().is_some_and(|b| *b >= ESCAPE) {
+                    writes.write(k.to_vec(), Some(v.to_vec()));
+                }
+                last = Some(k.to_vec());
+            }
+            match last {
+                Some(k) => {
+                    writes.batch.insert(UPGRADED_TO_KEY, k.as_slice());
+                    writes.apply(&self.data)?;
+                    from = std::ops::Bound::Excluded(k);
+                }
+                None => {
+                    writes.batch.insert(LAYOUT_KEY, LAYOUT);
+                    writes.batch.remove(UPGRADED_TO_KEY);
+                    writes.apply(&self.data)?;
+                    return self.flush();
+                }
+            }
+        }
+    }
+
+    /// The value stored at the stored key `key`, as `stored` holds it; `None` when it
+    /// is chunked and was rewritten while its chunks were being read (read it again).
+    fn value(&self, key: &[u8], stored: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        match stored.first() {
+            Some(&ESCAPE) => Ok(Some(stored[1..].to_vec())),
+            Some(&CHUNKED) => {
+                let header = Header::decode(stored)?;
+                let len = usize::try_from(header.len).map_err(backend)?;
+                let mut value = Vec::with_capacity(len);
+                for n in 0..header.chunks {
+                    let chunk_key = chunk_key(key, header.generation, n);
+                    match self.data.get(chunk_key).map_err(backend)? {
+                        Some(chunk) => value.extend_from_slice(&chunk),
+                        None => return Ok(None),
+                    }
+                }
+                if value.len() != len {
+                    return Err(StorageError::Backend(format!(
+                        "a chunked value of {len} bytes reads back as {}",
+                        value.len()
+                    )));
+                }
+                Ok(Some(value))
+            }
+            _ => Ok(Some(stored.to_vec())),
+        }
+    }
+
+    /// The value at the stored key `key`.
+    fn get_stored(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut torn: Option<sled::IVec> = None;
+        loop {
+            let Some(stored) = self.data.get(key).map_err(backend)? else {
+                return Ok(None);
+            };
+            if let Some(value) = self.value(key, &stored)? {
+                return Ok(Some(value));
+            }
+            // A chunk was missing. If the header is still the one read before, no
+            // write came between: the chunk is lost, not replaced.
+            if torn.as_ref() == Some(&stored) {
+                return Err(StorageError::Backend(format!(
+                    "a chunk of the value at {key:?} is missing"
+                )));
+            }
+            torn = Some(stored);
+        }
+    }
+
+    /// A scanned entry as the layers above see it; `None` if it was removed since.
+    fn entry(
+        &self,
+        stored_key: &[u8],
+        stored: &[u8],
+    ) -> Result<Option<(Key, Vec<u8>)>, StorageError> {
+        let value = match self.value(stored_key, stored)? {
+            Some(v) => Some(v),
+            None => self.get_stored(stored_key)?,
+        };
+        Ok(value.map(|v| (untagged(stored_key), v)))
+    }
 }
 
 impl Storage for SledStorage {
     fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .data
-            .get(tagged(space, key.as_bytes()))
-            .map_err(backend)?
-            .map(|v| v.to_vec()))
+        self.get_stored(&tagged(space, key.as_bytes()))
     }
 
     fn scan_page(
@@ -174,11 +488,14 @@ impl Storage for SledStorage {
         reverse: bool,
     ) -> Result<Vec<(Key, Vec<u8>)>, StorageError> {
         let start = tagged(space, &Key::scan_start(merchant, prefix));
-        let item = |item: sled::Result<(sled::IVec, sled::IVec)>| {
-            item.map(|(k, v)| (untagged(&k), v.to_vec()))
-                .map_err(backend)
-        };
         let mut out = Vec::new();
+        let mut push = |item: sled::Result<(sled::IVec, sled::IVec)>| {
+            let (k, v) = item.map_err(backend)?;
+            if let Some(entry) = self.entry(&k, &v)? {
+                out.push(entry);
+            }
+            Ok::<_, StorageError>(())
+        };
         // The prefix's end: every key under it is below `start` with its last byte
         // incremented (no prefix here ends in 0xff: merchants are slugs and parts are
         // followed by a NUL separator).
@@ -191,14 +508,14 @@ impl Storage for SledStorage {
         match (after, reverse) {
             (None, false) => {
                 for i in tree.range(start.as_slice()..end.as_slice()).take(limit) {
-                    out.push(item(i)?);
+                    push(i)?;
                 }
             }
             (Some(a), false) => {
                 let from = std::ops::Bound::Excluded(a.as_slice());
                 let to = std::ops::Bound::Excluded(end.as_slice());
                 for i in tree.range::<&[u8], _>((from, to)).take(limit) {
-                    out.push(item(i)?);
+                    push(i)?;
                 }
             }
             (None, true) => {
@@ -207,14 +524,14 @@ impl Storage for SledStorage {
                     .rev()
                     .take(limit)
                 {
-                    out.push(item(i)?);
+                    push(i)?;
                 }
             }
             (Some(a), true) => {
                 let from = std::ops::Bound::Included(start.as_slice());
                 let to = std::ops::Bound::Excluded(a.as_slice());
                 for i in tree.range::<&[u8], _>((from, to)).rev().take(limit) {
-                    out.push(item(i)?);
+                    push(i)?;
                 }
             }
         }
@@ -232,7 +549,14 @@ impl Storage for SledStorage {
         let start = tagged(space, Key::merchant(merchant, &[]).as_bytes());
         for item in self.data.scan_prefix(start) {
             let (k, v) = item.map_err(backend)?;
-            if !visit(&untagged(&k), &v) {
+            let go_on = match v.first() {
+                Some(&ESCAPE | &CHUNKED) => match self.entry(&k, &v)? {
+                    Some((key, value)) => visit(&key, &value),
+                    None => true,
+                },
+                _ => visit(&untagged(&k), &v),
+            };
+            if !go_on {
                 break;
             }
         }
@@ -264,15 +588,11 @@ impl Storage for SledStorage {
             return Ok(());
         }
         // A later write of the same key wins, as it would have in the batch's order.
-        let mut writes = sled::Batch::default();
-        for (space, key, value) in batch.resolve(&self.seq) {
-            let key = tagged(space, key.as_bytes());
-            match value {
-                Some(v) => writes.insert(key, v),
-                None => writes.remove(key),
-            }
+        let mut writes = self.writes();
+        for (space, key, value) in batch.resolve(&self.seq, INLINE_MAX) {
+            writes.write(tagged(space, key.as_bytes()), value);
         }
-        self.data.apply_batch(writes).map_err(backend)
+        writes.apply(&self.data)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -283,6 +603,318 @@ impl Storage for SledStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes that do not repeat in any short stretch, as a plugin's would not.
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// How many chunk entries the tree holds.
+    fn chunk_entries(s: &SledStorage) -> usize {
+        s.data.range(&[CHUNK_TAG][..]..).count()
+    }
+
+    /// Everything of `merchant` in `space`, read three ways, must agree.
+    fn read_all(s: &SledStorage, space: Space, merchant: &str) -> Vec<(Key, Vec<u8>)> {
+        let scanned = s.scan(space, merchant, &[]).unwrap();
+        let mut visited = Vec::new();
+        s.visit(space, merchant, &mut |k, v| {
+            visited.push((k.clone(), v.to_vec()));
+            true
+        })
+        .unwrap();
+        assert_eq!(scanned, visited);
+        for (k, v) in &scanned {
+            assert_eq!(s.get(space, k).unwrap().as_ref(), Some(v));
+        }
+        let newest_first = s
+            .scan_page(space, merchant, &[], None, usize::MAX, true)
+            .unwrap();
+        assert_eq!(newest_first.into_iter().rev().collect::<Vec<_>>(), scanned);
+        scanned
+    }
+
+    #[test]
+    fn nothing_is_written_outside_the_log_that_a_flush_syncs() {
+        // sled writes a log item over 128 KiB to a file under blobs/ that it never
+        // syncs. A plugin (up to 2 MiB), a round's journal, and leaves of values of a
+        // few KiB each would all be such items if they went to sled as they are.
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        let plugin = noise(2 << 20, 1);
+        let mut b = Batch::new();
+        b.put(
+            Space::PluginBlobs,
+            Key::merchant("m", &[b"v1"]),
+            plugin.clone(),
+        );
+        s.apply(b).unwrap();
+        let mut written = Vec::new();
+        for round in 0..40u64 {
+            let mut b = Batch::new();
+            for i in 0..300u64 {
+                b.append(
+                    Space::Journal,
+                    Key::merchant("m", &[b"t"]),
+                    noise(430, round * 1_000 + i),
+                );
+            }
+            for i in 0..50u64 {
+                let n = round * 50 + i;
+                let key = Key::merchant("m", &[format!("member{n:05}").as_bytes()]);
+                // Some just under the limit, some just over, some far over.
+                let len = [INLINE_MAX, INLINE_MAX + 1, 3 * INLINE_MAX + 7, 5_000][i as usize % 4];
+                let value = noise(len, n);
+                b.put(Space::Members, key.clone(), value.clone());
+                written.push((key, value));
+            }
+            s.apply(b).unwrap();
+        }
+        s.flush().unwrap();
+        let blobs: Vec<_> = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            blobs.is_empty(),
+            "sled wrote {} blob files: {blobs:?}",
+            blobs.len()
+        );
+        assert_eq!(
+            s.get(Space::PluginBlobs, &Key::merchant("m", &[b"v1"]))
+                .unwrap(),
+            Some(plugin.clone())
+        );
+        assert_eq!(read_all(&s, Space::Members, "m"), written);
+        let journal = read_all(&s, Space::Journal, "m");
+        let records: Vec<Vec<u8>> = journal
+            .iter()
+            .flat_map(|(_, v)| super::super::appended(v).unwrap())
+            .map(<[u8]>::to_vec)
+            .collect();
+        let expected: Vec<Vec<u8>> = (0..40u64)
+            .flat_map(|round| (0..300u64).map(move |i| noise(430, round * 1_000 + i)))
+            .collect();
+        assert_eq!(records, expected, "every record, in order");
+        assert!(journal.iter().all(|(_, v)| v.len() <= INLINE_MAX));
+        drop(s);
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            s.get(Space::PluginBlobs, &Key::merchant("m", &[b"v1"]))
+                .unwrap(),
+            Some(plugin)
+        );
+        assert_eq!(read_all(&s, Space::Members, "m"), written);
+    }
+
+    #[test]
+    fn a_chunked_value_rewritten_or_removed_leaves_no_chunks_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = Key::merchant("m", &[b"k"]);
+        let put = |s: &SledStorage, values: &[Option<Vec<u8>>]| {
+            let mut b = Batch::new();
+            for v in values {
+                match v {
+                    Some(v) => b.put(Space::Jobs, k.clone(), v.clone()),
+                    None => b.delete(Space::Jobs, k.clone()),
+                };
+            }
+            s.apply(b).unwrap();
+        };
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        // (the batch's writes of the key, what it reads back as, chunks in the tree)
+        type Step<'a> = (&'a [Option<Vec<u8>>], Option<Vec<u8>>, usize);
+        let steps: [Step<'_>; 7] = [
+            (
+                &[Some(noise(3 * INLINE_MAX, 1))],
+                Some(noise(3 * INLINE_MAX, 1)),
+                3,
+            ),
+            (
+                &[Some(noise(5 * INLINE_MAX - 1, 2))],
+                Some(noise(5 * INLINE_MAX - 1, 2)),
+                5,
+            ),
+            (&[Some(vec![7])], Some(vec![7]), 0),
+            (
+                &[Some(noise(2 * INLINE_MAX, 3))],
+                Some(noise(2 * INLINE_MAX, 3)),
+                2,
+            ),
+            (&[None], None, 0),
+            // The same key twice in one batch: the second write wins, the first's
+            // chunks are not left behind.
+            (
+                &[
+                    Some(noise(4 * INLINE_MAX, 4)),
+                    Some(noise(INLINE_MAX + 1, 5)),
+                ],
+                Some(noise(INLINE_MAX + 1, 5)),
+                2,
+            ),
+            (&[Some(noise(6 * INLINE_MAX, 6)), None], None, 0),
+        ];
+        let mut s = Some(s);
+        for (i, (writes, expected, chunks)) in steps.iter().enumerate() {
+            let store = s.as_ref().unwrap();
+            put(store, writes);
+            assert_eq!(&store.get(Space::Jobs, &k).unwrap(), expected, "step {i}");
+            assert_eq!(chunk_entries(store), *chunks, "step {i}");
+            if i == 1 || i == 3 {
+                // The index of chunked values is rebuilt when the database is opened:
+                // the next rewrite still finds the chunks to remove.
+                store.flush().unwrap();
+                drop(s.take());
+                s = Some(SledStorage::open(dir.path(), 1 << 20).unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn values_that_begin_as_the_layouts_markers_read_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let header_like = Header {
+            generation: 1,
+            chunks: 1,
+            len: 3,
+        }
+        .encode();
+        let values: Vec<Vec<u8>> = vec![
+            vec![],
+            vec![ESCAPE],
+            vec![CHUNKED],
+            vec![ESCAPE, ESCAPE, 1],
+            header_like.clone(),
+            vec![0, ESCAPE],
+            {
+                let mut v = vec![CHUNKED];
+                v.extend(noise(INLINE_MAX, 9));
+                v
+            },
+        ];
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        let mut b = Batch::new();
+        let mut written = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            let key = Key::merchant("m", &[format!("k{i}").as_bytes()]);
+            b.put(Space::Outbox, key.clone(), v.clone());
+            written.push((key, v.clone()));
+        }
+        s.apply(b).unwrap();
+        assert_eq!(read_all(&s, Space::Outbox, "m"), written);
+        s.flush().unwrap();
+        drop(s);
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(read_all(&s, Space::Outbox, "m"), written);
+        assert_eq!(
+            chunk_entries(&s),
+            2,
+            "only the last value is over the limit: two chunks"
+        );
+    }
+
+    #[test]
+    fn a_reader_sees_a_chunked_value_whole_while_it_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        let k = Key::merchant("m", &[b"k"]);
+        // Value i is i+1 chunks of the byte i: a torn read mixes bytes or lengths.
+        let value = |i: u8| vec![i; (usize::from(i % 7) + 1) * INLINE_MAX + 1];
+        let mut b = Batch::new();
+        b.put(Space::Jobs, k.clone(), value(0));
+        s.apply(b).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for i in 1..=200u8 {
+                    let mut b = Batch::new();
+                    b.put(Space::Jobs, k.clone(), value(i));
+                    s.apply(b).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || reads == 0 {
+                let v = s.get(Space::Jobs, &k).unwrap().unwrap();
+                assert_eq!(v, value(v[0]), "read {reads}");
+                let scanned = s.scan(Space::Jobs, "m", &[]).unwrap();
+                assert_eq!(scanned[0].1, value(scanned[0].1[0]));
+                reads += 1;
+            }
+        });
+        assert_eq!(s.get(Space::Jobs, &k).unwrap(), Some(value(200)));
+        assert_eq!(chunk_entries(&s), 200 % 7 + 2);
+    }
+
+    #[test]
+    fn a_database_of_the_layout_before_is_upgraded_and_an_interrupted_upgrade_goes_on() {
+        let big = noise(300 << 10, 3);
+        let stored_before: Vec<(Vec<u8>, Vec<u8>)> = vec![
+            (tagged(Space::PluginBlobs, b"m\0v1"), big.clone()),
+            (tagged(Space::Members, b"m\0a"), vec![ESCAPE, 1]),
+            (tagged(Space::Members, b"m\0b"), vec![CHUNKED]),
+            (tagged(Space::Members, b"m\0c"), b"plain".to_vec()),
+        ];
+        let read_back = |s: &SledStorage| {
+            assert_eq!(
+                s.get(Space::PluginBlobs, &Key::merchant("m", &[b"v1"]))
+                    .unwrap(),
+                Some(big.clone())
+            );
+            let members: Vec<Vec<u8>> = read_all(s, Space::Members, "m")
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect();
+            assert_eq!(members, [vec![ESCAPE, 1], vec![CHUNKED], b"plain".to_vec()]);
+        };
+
+        // Written by the version before: every value as it is, no layout recorded.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let data = db.open_tree(DATA).unwrap();
+            for (k, v) in &stored_before {
+                data.insert(k, v.as_slice()).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        read_back(&s);
+        assert_eq!(s.data.get(LAYOUT_KEY).unwrap().as_deref(), Some(LAYOUT));
+        assert_eq!(chunk_entries(&s), (300usize << 10).div_ceil(INLINE_MAX));
+        drop(s);
+        // Opened again, nothing is upgraded twice.
+        read_back(&SledStorage::open(dir.path(), 1 << 20).unwrap());
+
+        // Stopped part way: the first two members were upgraded (a's value escaped)
+        // and recorded as done, the rest was not. What was done is not done again.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            let data = db.open_tree(DATA).unwrap();
+            for (k, v) in &stored_before {
+                data.insert(k, v.as_slice()).unwrap();
+            }
+            data.insert(tagged(Space::Members, b"m\0a"), vec![ESCAPE, ESCAPE, 1])
+                .unwrap();
+            data.insert(tagged(Space::Members, b"m\0b"), vec![ESCAPE, CHUNKED])
+                .unwrap();
+            data.insert(UPGRADED_TO_KEY, tagged(Space::Members, b"m\0b"))
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = SledStorage::open(dir.path(), 1 << 20).unwrap();
+        // The plugin sorts after the members (its tag is higher): upgraded now.
+        read_back(&s);
+        assert_eq!(s.data.get(UPGRADED_TO_KEY).unwrap(), None);
+    }
 
     #[test]
     fn keys_are_confined_to_their_merchant() {
