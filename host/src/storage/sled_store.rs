@@ -282,7 +282,10 @@ impl SledStorage {
     /// - with values stored as they are, every value over [`INLINE_MAX`] is chunked and
     ///   every value that begins as a stored value's marker is escaped, a thousand
     ///   entries a batch, each batch recording how far it got, so a crash part way
-    ///   goes on from there.
+    ///   goes on from there. A leaf that held long values can go on resting on a
+    ///   blob file (one of before, or one sled writes while the upgrade replaces
+    ///   those values) until sled next rewrites that leaf: the exposure such data had
+    ///   before the upgrade, not a new one.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<SledStorage, StorageError> {
         let config = sled::Config::new()
             .path(dir)
