@@ -39,15 +39,16 @@ pub struct SledStorage {
     /// The sequence numbers of appended keys and of chunked values' generations
     /// (shared by clones).
     seq: Arc<AppendSeq>,
-    /// Every chunked value's stored key, with its header; held while a batch is
-    /// applied, so batches apply one at a time (as sled applies them anyway).
+    /// Every chunked value's stored key, with its header's generation and chunk
+    /// count (its `len` is not kept here: 0); held while a batch is applied, so
+    /// batches apply one at a time (as sled applies them anyway).
     chunked: Arc<Mutex<HashMap<Vec<u8>, Header>>>,
 }
 
 /// The longest value sled stores in one entry. A leaf of sled's splits past 16
 /// entries, so even a full one (17 such values and their keys, which are under 300
 /// bytes) is about 75 KiB: well inside the 128 KiB that sled writes inline.
-pub(crate) const INLINE_MAX: usize = 4 << 10;
+const INLINE_MAX: usize = 4 << 10;
 
 /// The first byte of a stored value that is the value behind this byte (the value
 /// begins with `ESCAPE` or [`CHUNKED`]).
@@ -311,7 +312,7 @@ impl SledStorage {
 
     /// Read the index of chunked values from their chunks' keys.
     fn index_chunks(&self) -> Result<(), StorageError> {
-        let mut chunked = self.writes().chunked;
+        let mut chunked = self.chunked.lock().unwrap_or_else(|e| e.into_inner());
         for item in self.data.range(&[CHUNK_TAG][..]..) {
             let (k, _) = item.map_err(backend)?;
             let Some((key, generation, n)) = parse_chunk_key(&k) else {
