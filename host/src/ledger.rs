@@ -17,16 +17,23 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::Timestamp;
 
-/// Points that were earned together and share their dates.
+/// Points that share their dates: an expiry bucket. A credit whose expiry and
+/// pending-until match a lot that still holds points and has not expired joins that
+/// lot, so a member who earns every week under a programme that expires points at
+/// month ends holds a lot a month, not one per purchase: the account read and
+/// rewritten on every event stays small however long the member stays. Nothing
+/// tells apart points of one bucket (they expire, mature and are spent together), so
+/// balances, expiry and spending order are what separate lots would give; a refund
+/// takes its points back from the bucket they went into (see [`Account::reverse`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
     /// Lot number within the account.
     pub id: u64,
     /// Points still in the lot.
     pub remaining: i64,
-    /// Points the lot was created with.
+    /// Points put into the lot, by every credit that joined it.
     pub original: i64,
-    /// When earned.
+    /// When its first points were earned.
     pub earned_at: Timestamp,
     /// When the remaining points expire, if they do.
     pub expires_at: Option<Timestamp>,
@@ -232,7 +239,8 @@ impl Account {
         (taken, left)
     }
 
-    /// Add a lot of `points` and return its id.
+    /// Add `points` to the live lot with the same dates, or else to a new lot, and
+    /// return the lot's id.
     fn push_lot(
         &mut self,
         points: i64,
@@ -240,6 +248,17 @@ impl Account {
         expires_at: Option<Timestamp>,
         pending_until: Option<Timestamp>,
     ) -> u64 {
+        // Newest first: a programme's buckets are mostly filled in date order.
+        if let Some(lot) = self.lots.iter_mut().rev().find(|l| {
+            l.expires_at == expires_at
+                && l.pending_until == pending_until
+                && l.remaining > 0
+                && !l.is_expired(at)
+        }) {
+            lot.remaining += points;
+            lot.original += points;
+            return lot.id;
+        }
         self.next_lot += 1;
         self.lots.push(Lot {
             id: self.next_lot,
@@ -343,8 +362,10 @@ impl Account {
     /// Reverse the points an event earned (`earned`, from its record) so that in
     /// total `fraction` (numerator, denominator) of them is reversed: a full refund is
     /// (1, 1); a second partial refund passes the cumulative fraction refunded so far.
-    /// Points still in their lots come back out of them; points already spent (or
-    /// expired) become debt. Updates `earned` and returns the points reversed now.
+    /// Points still in their lots come back out of them (from what the lot still
+    /// holds, whichever credit of its bucket put them there); points no longer there
+    /// (spent or expired) become debt. Updates `earned` and returns the points
+    /// reversed now.
     pub fn reverse(
         &mut self,
         earned: &mut [Earned],

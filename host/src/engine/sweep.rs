@@ -33,8 +33,9 @@ struct Notice {
     data: serde_json::Value,
 }
 
-/// `rec`'s notices at `now`: lots expiring within `within` seconds (once per lot
-/// and expiry), and a lapse after `lapse_after` seconds without a purchase (once per
+/// `rec`'s notices at `now`: lots expiring within `within` seconds (once per lot,
+/// expiry and points put in: a credit that joins a lot already announced announces
+/// it again, with its new total), and a lapse after `lapse_after` seconds without a purchase (once per
 /// last purchase, so a new purchase re-arms it).
 fn sweep_notices(
     rec: &MemberRecord,
@@ -56,6 +57,7 @@ fn sweep_notices(
             marker.push(0);
             marker.extend_from_slice(&lot.id.to_be_bytes());
             marker.extend_from_slice(&at.to_be_bytes());
+            marker.extend_from_slice(&lot.original.to_be_bytes());
             out.push(Notice {
                 member: rec.id.clone(),
                 kind: EventKind::PointsExpiring,

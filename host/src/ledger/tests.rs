@@ -202,6 +202,100 @@ fn pending_points_pay_off_debt_when_they_mature() {
     a.check(T0 + DAY).unwrap();
 }
 
+#[test]
+fn credits_with_the_same_dates_share_a_lot() {
+    let mut a = Account::new();
+    let month_end = T0 + 20 * DAY;
+    let p1 = a
+        .credit(300, T0, Some(month_end), None, "flight", Some("p-1"))
+        .unwrap();
+    let p2 = a
+        .credit(200, T0 + DAY, Some(month_end), None, "flight", Some("p-2"))
+        .unwrap();
+    assert_eq!(p1, p2, "the same expiry bucket");
+    // Another expiry, or the same expiry still pending, is another bucket.
+    let later = a
+        .credit(
+            50,
+            T0 + DAY,
+            Some(month_end + 30 * DAY),
+            None,
+            "flight",
+            Some("p-3"),
+        )
+        .unwrap();
+    let pending = a
+        .credit(
+            70,
+            T0 + DAY,
+            Some(month_end),
+            Some(T0 + 5 * DAY),
+            "flight",
+            Some("p-4"),
+        )
+        .unwrap();
+    assert_eq!(a.lots.len(), 3);
+    assert_ne!(later, p1);
+    assert_ne!(pending, p1);
+    assert_eq!((a.lots[0].remaining, a.lots[0].original), (500, 500));
+    assert_eq!(a.lots[0].earned_at, T0, "when its first points were earned");
+    a.check(T0 + DAY).unwrap();
+
+    // Spending takes the bucket that expires first; a refund of the first flight then
+    // takes its points back from what the bucket still holds.
+    a.spend(350, T0 + 2 * DAY, "reward", "r-1").unwrap();
+    let mut earned = vec![Earned {
+        lot: p1,
+        points: 300,
+        reversed: 0,
+    }];
+    assert_eq!(
+        a.reverse(&mut earned, (1, 1), T0 + 2 * DAY, "refund", "rf-1"),
+        300
+    );
+    assert_eq!(
+        a.balance(T0 + 2 * DAY),
+        Balance {
+            available: 50,
+            pending: 70,
+            debt: 150
+        },
+        "150 of the bucket's 500 were left: the other 150 are owed"
+    );
+    a.settle(T0 + 2 * DAY);
+    assert_eq!(
+        a.balance(T0 + 2 * DAY),
+        Balance {
+            available: 0,
+            pending: 70,
+            debt: 100
+        }
+    );
+    a.check(T0 + 2 * DAY).unwrap();
+
+    // An emptied bucket is not filled again: the next credit opens a new lot.
+    a.compact();
+    let before = a.lots.len();
+    let fresh = a
+        .credit(
+            400,
+            T0 + 3 * DAY,
+            Some(month_end + 30 * DAY),
+            None,
+            "flight",
+            Some("p-5"),
+        )
+        .unwrap();
+    assert!(fresh > pending, "a new lot");
+    assert_eq!(a.lots.len(), before + 1);
+    assert_eq!(
+        a.balance(T0 + 3 * DAY).debt,
+        0,
+        "the new points paid the debt"
+    );
+    a.check(T0 + 3 * DAY).unwrap();
+}
+
 /// Credit `points` for purchase `event` at T0 and return what its record keeps.
 fn earn(a: &mut Account, points: i64, event: &str) -> Vec<Earned> {
     let lot = a
@@ -247,8 +341,13 @@ fn the_ledger_invariant_holds_over_random_sequences() {
                 // Purchase: earn, sometimes expiring, sometimes pending.
                 0 | 1 => {
                     let points = 1 + rng.below(1_000) as i64;
-                    let expires =
-                        (rng.below(2) == 0).then(|| now + (1 + rng.below(60)) as i64 * DAY);
+                    // Either a date of its own, or a month's end that later credits
+                    // share (they join its lot).
+                    let expires = match rng.below(4) {
+                        0 => Some(now + (1 + rng.below(60)) as i64 * DAY),
+                        1 => Some((now / (30 * DAY) + 1 + rng.below(2) as i64) * 30 * DAY),
+                        _ => None,
+                    };
                     let pending =
                         (rng.below(3) == 0).then(|| now + (1 + rng.below(30)) as i64 * DAY);
                     let pending = match (pending, expires) {
