@@ -139,7 +139,7 @@ impl Engine {
         let value = record.result.clone();
         self.announce_event(&mut batch, merchant, event, &value);
         batch.put(Space::Idempotency, key, encode_bin(&record));
-        self.record_event(&mut batch, merchant, member, event, &body);
+        self.record_event(&mut batch, merchant, member, event);
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done { value, ticket })
