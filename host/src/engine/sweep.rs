@@ -35,8 +35,8 @@ struct Notice {
 
 /// `rec`'s notices at `now`: lots expiring within `within` seconds (once per lot,
 /// expiry and points put in: a credit that joins a lot already announced announces
-/// it again, with its new total), and a lapse after `lapse_after` seconds without a purchase (once per
-/// last purchase, so a new purchase re-arms it).
+/// it again, with its new total), and a lapse after `lapse_after` seconds without a
+/// purchase (once per last purchase, so a new purchase re-arms it).
 fn sweep_notices(
     rec: &MemberRecord,
     now: Timestamp,
