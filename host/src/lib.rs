@@ -39,6 +39,7 @@
 //! - [`runner`]: the local runner (`loyalty run`): one hook of one plugin file, JSON in,
 //!   JSON out, with fuel and time.
 
+mod allocator;
 pub mod analytics;
 pub mod api;
 pub mod app;
@@ -64,3 +65,5 @@ pub mod webhooks;
 /// sixth of the CPU time of an event (measured with perf on the simulation benchmark).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+pub(crate) use allocator::keep_freed_memory;
