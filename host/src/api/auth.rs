@@ -11,7 +11,8 @@
 //! `LOYALTY_OPERATOR_KEY`) and is kept as its digest only.
 
 use crate::domain::hex;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -187,6 +188,32 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct Keys {
     storage: Arc<dyn Storage>,
     operator: Option<[u8; 32]>,
+    /// Key records already read, so that a request's key check reads no storage.
+    known: Mutex<Known>,
+}
+
+/// The key records [`Keys::caller`] has read, by merchant and key id. Every key record
+/// is written by [`Keys`] (issued, or revoked), in this process: an issued key is
+/// read from storage the first time it is presented, and a revoked one is forgotten
+/// once its revocation is durable, so from the moment [`Keys::revoke`] returns no
+/// request gets past it.
+#[derive(Default)]
+struct Known {
+    records: HashMap<String, HashMap<String, Arc<KnownKey>>>,
+    /// How many keys were forgotten: a record read from storage is kept only if none
+    /// was forgotten while it was read, so one read before a revocation cannot come
+    /// back after it.
+    forgotten: u64,
+    len: usize,
+}
+
+/// At most this many key records are kept; when there are more, all are forgotten.
+const KNOWN_KEYS: usize = 100_000;
+
+/// A key record, decoded.
+struct KnownKey {
+    view: KeyView,
+    digest: Vec<u8>,
 }
 
 fn key_key(merchant: &str, id: &str) -> Key {
@@ -199,7 +226,61 @@ impl Keys {
         Keys {
             storage,
             operator: operator.map(digest),
+            known: Mutex::new(Known::default()),
         }
+    }
+
+    /// The record of key `id` of `merchant`, if there is one.
+    fn record(&self, merchant: &str, id: &str) -> Result<Option<Arc<KnownKey>>, ApiError> {
+        let forgotten = {
+            let known = lock(&self.known);
+            if let Some(k) = known.records.get(merchant).and_then(|m| m.get(id)) {
+                return Ok(Some(k.clone()));
+            }
+            known.forgotten
+        };
+        let Some(bytes) = self
+            .storage
+            .get(Space::Keys, &key_key(merchant, id))
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let record: KeyRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::internal(format!("corrupt key record: {e}")))?;
+        let digest = (0..record.digest.len() / 2)
+            .filter_map(|i| u8::from_str_radix(record.digest.get(2 * i..2 * i + 2)?, 16).ok())
+            .collect();
+        let k = Arc::new(KnownKey {
+            view: record.view,
+            digest,
+        });
+        let mut known = lock(&self.known);
+        if known.forgotten == forgotten {
+            if known.len >= KNOWN_KEYS {
+                known.records.clear();
+                known.len = 0;
+            }
+            let old = known
+                .records
+                .entry(merchant.to_string())
+                .or_default()
+                .insert(id.to_string(), k.clone());
+            known.len += usize::from(old.is_none());
+        }
+        Ok(Some(k))
+    }
+
+    /// Forget the record of key `id` of `merchant` (it has just been written).
+    fn forget(&self, merchant: &str, id: &str) {
+        let mut known = lock(&self.known);
+        known.forgotten += 1;
+        let gone = known
+            .records
+            .get_mut(merchant)
+            .and_then(|m| m.remove(id))
+            .is_some();
+        known.len -= usize::from(gone);
     }
 
     /// Who presents `headers` on a path of `merchant` (if the path has one).
@@ -231,30 +312,19 @@ impl Keys {
             .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_alphanumeric()))
             .ok_or_else(unknown)?;
         let merchant = merchant.ok_or_else(unknown)?;
-        let record: KeyRecord = match self
-            .storage
-            .get(Space::Keys, &key_key(merchant, id))
-            .map_err(|e| ApiError::internal(e.to_string()))?
-        {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| ApiError::internal(format!("corrupt key record: {e}")))?,
-            None => return Err(unknown()),
-        };
-        let stored: Vec<u8> = (0..record.digest.len() / 2)
-            .filter_map(|i| u8::from_str_radix(record.digest.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
-        if !constant_time_eq(&stored, &presented) {
+        let record = self.record(merchant, id)?.ok_or_else(unknown)?;
+        if !constant_time_eq(&record.digest, &presented) {
             return Err(unknown());
         }
         if record.view.revoked_at.is_some() {
             return Err(ApiError::unauthorized("the key was revoked"));
         }
         let merchant = merchant.to_string();
-        let key = record.view.id;
-        Ok(match (record.view.kind, record.view.partner) {
+        let key = record.view.id.clone();
+        Ok(match (record.view.kind, &record.view.partner) {
             (KeyKind::Partner, Some(partner)) => Caller::Partner {
                 merchant,
-                partner,
+                partner: partner.clone(),
                 key,
             },
             _ => Caller::Merchant { merchant, key },
@@ -355,7 +425,11 @@ impl Keys {
                 key_key(merchant, id),
                 serde_json::to_vec(&record).unwrap_or_default(),
             );
-            engine.write(batch).await?;
+            let written = engine.write(batch).await;
+            // Whether or not the write went through, the next request reads the
+            // record from storage.
+            self.forget(merchant, id);
+            written?;
         }
         Ok(record.view)
     }
@@ -439,6 +513,10 @@ impl Keys {
         engine.write(batch).await?;
         Ok((p, true))
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
