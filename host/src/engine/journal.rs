@@ -167,8 +167,10 @@ struct EventEntry {
     attributes: Attributes,
 }
 
-/// `member`'s `event` as a journal entry.
-fn encode_event_entry(member: &str, event: &Event) -> Vec<u8> {
+/// `member`'s `event` as a journal entry. The encoding reads back to the same member
+/// and event (a test checks every field), so two different requests never share it:
+/// an event's idempotency fingerprint is taken of it too.
+pub(super) fn encode_event_entry(member: &str, event: &Event) -> Vec<u8> {
     // Every field named, so that a field added to `Event` fails to compile here
     // instead of going unrecorded.
     let Event {
@@ -318,19 +320,18 @@ impl Engine {
         self.record_raw(batch, merchant, entry.at(), super::encode(entry));
     }
 
-    /// An event's entry, in its binary form.
+    /// An event's entry at `at`, in its binary form ([`encode_event_entry`]).
     pub(super) fn record_event(
         &self,
         batch: &mut Batch,
         merchant: &str,
-        member: &str,
-        event: &Event,
+        at: Timestamp,
+        entry: Vec<u8>,
     ) {
         if !self.journaling {
             return;
         }
-        let entry = encode_event_entry(member, event);
-        self.record_raw(batch, merchant, event.occurred_at, entry);
+        self.record_raw(batch, merchant, at, entry);
     }
 
     /// Up to `limit` entries of `merchant`'s history at or after `from` and before

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::invalid;
-use super::events::{BudgetState, event_key, put_budget};
+use super::events::{BudgetState, event_key, event_print, put_budget};
+use super::journal::encode_event_entry;
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
     MerchantSettings, OperationRecord, Programme, Recorded, TierChange, check_member_id, decode,
@@ -368,7 +369,7 @@ impl Engine {
                 &mut budget,
                 &mut batch,
             )?;
-            record.fingerprint = fingerprint(&[r.id.as_bytes(), &encode(&event)]);
+            record.fingerprint = event_print(&encode_event_entry(&r.id, &event));
             batch.put(
                 Space::Idempotency,
                 event_key(merchant, &event.id),

@@ -222,7 +222,9 @@ pub struct EventRecord {
     pub member: String,
     /// Event kind.
     pub kind: String,
-    /// SHA-256 of the request (member and event), to tell a retry from a conflict.
+    /// SHA-256 of the request (member and event), to tell a retry from a conflict:
+    /// of the event's journal entry since session 18, of the member and the event's
+    /// JSON before (a retry matches either).
     pub fingerprint: String,
     /// When it happened.
     pub at: Timestamp,

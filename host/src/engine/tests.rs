@@ -382,3 +382,62 @@ fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
         .collect();
     assert_eq!(birthdays, [true, false, true, false]);
 }
+
+#[test]
+fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 8 << 20).unwrap());
+    let engine = engine(storage);
+    let req = EnrolRequest {
+        member: "ann".into(),
+        enrolled_at: NOW,
+        ..Default::default()
+    };
+    engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    let event = flight("f-1", NOW + 1);
+    let first = engine
+        .durable(engine.post_event("air", "ann", &event).unwrap())
+        .unwrap();
+    // Rewrite the stored record as versions before session 18 wrote it: the
+    // fingerprint of the member and the event's JSON.
+    let key = events::event_key("air", "f-1");
+    let mut record: EventRecord = decode_bin(
+        &engine
+            .storage
+            .get(Space::Idempotency, &key)
+            .unwrap()
+            .unwrap(),
+        "event",
+    )
+    .unwrap();
+    let old = fingerprint(&[b"ann", &encode(&event)]);
+    assert_ne!(
+        record.fingerprint, old,
+        "the fingerprint is no longer the JSON's"
+    );
+    record.fingerprint = old;
+    let mut batch = Batch::new();
+    batch.put(Space::Idempotency, key, encode_bin(&record));
+    engine
+        .durable(Done {
+            value: (),
+            ticket: engine.apply(batch).unwrap(),
+        })
+        .unwrap();
+
+    // The same request replays the original answer; a different one is a conflict.
+    let retry = engine
+        .durable(engine.post_event("air", "ann", &event).unwrap())
+        .unwrap();
+    assert_eq!(retry, first);
+    let mut other = event.clone();
+    other.amount.as_mut().unwrap().minor += 1;
+    assert!(matches!(
+        engine.post_event("air", "ann", &other),
+        Err(EngineError::Conflict { .. })
+    ));
+    assert!(matches!(
+        engine.post_event("air", "bob", &event),
+        Err(EngineError::Conflict { .. })
+    ));
+}
