@@ -153,8 +153,8 @@ async fn an_operation_is_acknowledged_only_after_a_flush_that_covers_it() {
     assert_eq!(engine.check("air").unwrap().problems, Vec::<String>::new());
 }
 
-#[test]
-fn the_native_programme_goes_through_the_same_engine() {
+/// [`engine`] over sled in a temporary directory, with member "ann" enrolled.
+fn engine_with_ann() -> (tempfile::TempDir, Arc<Engine>, MemberView) {
     let dir = tempfile::tempdir().unwrap();
     let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 8 << 20).unwrap());
     let engine = engine(storage);
@@ -164,6 +164,12 @@ fn the_native_programme_goes_through_the_same_engine() {
         ..Default::default()
     };
     let m = engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    (dir, engine, m)
+}
+
+#[test]
+fn the_native_programme_goes_through_the_same_engine() {
+    let (_dir, engine, m) = engine_with_ann();
     assert_eq!(m.tier.id, "member");
     let r = engine
         .durable(
@@ -385,15 +391,7 @@ fn entries_of_one_round_share_a_key_and_still_page_and_erase_one_by_one() {
 
 #[test]
 fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 8 << 20).unwrap());
-    let engine = engine(storage);
-    let req = EnrolRequest {
-        member: "ann".into(),
-        enrolled_at: NOW,
-        ..Default::default()
-    };
-    engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    let (_dir, engine, _) = engine_with_ann();
     let event = flight("f-1", NOW + 1);
     let first = engine
         .durable(engine.post_event("air", "ann", &event).unwrap())
