@@ -151,7 +151,8 @@ impl schemars::JsonSchema for State {
     }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+/// Hex (as [`hex`] writes it) back to bytes; `None` unless the characters pair up.
+pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }

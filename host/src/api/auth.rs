@@ -10,7 +10,7 @@
 //! The operator key comes from configuration (`--operator-key` /
 //! `LOYALTY_OPERATOR_KEY`) and is kept as its digest only.
 
-use crate::domain::hex;
+use crate::domain::{decode_hex, hex};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -204,7 +204,6 @@ struct Known {
     /// was forgotten while it was read, so one read before a revocation cannot come
     /// back after it.
     forgotten: u64,
-    len: usize,
 }
 
 /// At most this many key records are kept; when there are more, all are forgotten.
@@ -248,25 +247,22 @@ impl Keys {
         };
         let record: KeyRecord = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::internal(format!("corrupt key record: {e}")))?;
-        let digest = (0..record.digest.len() / 2)
-            .filter_map(|i| u8::from_str_radix(record.digest.get(2 * i..2 * i + 2)?, 16).ok())
-            .collect();
         let k = Arc::new(KnownKey {
             view: record.view,
-            digest,
+            // A digest that is not hex matches no key.
+            digest: decode_hex(&record.digest).unwrap_or_default(),
         });
         let mut known = lock(&self.known);
         if known.forgotten == forgotten {
-            if known.len >= KNOWN_KEYS {
+            // Counted only here, when a key is first read: rare.
+            if known.records.values().map(HashMap::len).sum::<usize>() >= KNOWN_KEYS {
                 known.records.clear();
-                known.len = 0;
             }
-            let old = known
+            known
                 .records
                 .entry(merchant.to_string())
                 .or_default()
                 .insert(id.to_string(), k.clone());
-            known.len += usize::from(old.is_none());
         }
         Ok(Some(k))
     }
@@ -275,12 +271,9 @@ impl Keys {
     fn forget(&self, merchant: &str, id: &str) {
         let mut known = lock(&self.known);
         known.forgotten += 1;
-        let gone = known
-            .records
-            .get_mut(merchant)
-            .and_then(|m| m.remove(id))
-            .is_some();
-        known.len -= usize::from(gone);
+        if let Some(m) = known.records.get_mut(merchant) {
+            m.remove(id);
+        }
     }
 
     /// Who presents `headers` on a path of `merchant` (if the path has one).
