@@ -8,6 +8,7 @@
 //! starting it again is the caller's choice (simulations and imports are both safe
 //! to run again).
 
+use crate::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -144,10 +145,6 @@ pub struct Jobs {
     // queue. Std mutexes, held by a job's own thread for the whole job.
     lanes: [Arc<Mutex<()>>; 2],
     now: fn() -> Timestamp,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn key(merchant: &str, id: &str) -> Key {

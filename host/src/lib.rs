@@ -67,3 +67,9 @@ pub mod webhooks;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub(crate) use allocator::keep_freed_memory;
+
+/// Lock `m`, going on with its data if a thread panicked while holding it (the
+/// host's mutexes are all taken this way).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

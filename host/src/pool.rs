@@ -22,10 +22,11 @@
 //! CPU. Here a thread that finishes a call takes the next one waiting without
 //! sleeping, so under load the pool's threads do not switch at all.
 
+use crate::lock;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Why a call did not run.
@@ -100,10 +101,6 @@ impl std::fmt::Debug for PluginPool {
             .field("queue_timeout", &self.queue_timeout)
             .finish()
     }
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl State {

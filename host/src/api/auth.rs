@@ -11,6 +11,7 @@
 //! `LOYALTY_OPERATOR_KEY`) and is kept as its digest only.
 
 use crate::domain::{decode_hex, hex};
+use crate::lock;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -506,10 +507,6 @@ impl Keys {
         engine.write(batch).await?;
         Ok((p, true))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

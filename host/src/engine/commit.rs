@@ -21,6 +21,7 @@
 //! reads may have seen them through the overlay. The group commit then refuses every
 //! later write (fail-stop): the process must be restarted on the state on disk.
 
+use crate::lock;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -416,10 +417,6 @@ impl Drop for GroupCommit {
             let _ = h.join();
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn wait<'a, T>(c: &Condvar, g: std::sync::MutexGuard<'a, T>) -> std::sync::MutexGuard<'a, T> {

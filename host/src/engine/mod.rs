@@ -35,6 +35,7 @@ mod records;
 mod redemptions;
 mod sweep;
 
+use crate::lock;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -111,10 +112,6 @@ fn announces(batch: &Batch) -> bool {
         .ops
         .iter()
         .any(|(space, _, write)| *space == Space::Outbox && *write != Write::Delete)
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// SHA-256 of `bytes`, hex.
