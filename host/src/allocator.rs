@@ -5,7 +5,7 @@
 /// kernel, instead of mimalloc's 1 s. sled allocates each 512 KiB buffer of its log
 /// afresh and frees it once written, several times a second under load; with the
 /// default, those buffers kept coming back as pages the kernel had to zero again
-/// (`clear_page_erms`: 2.2 % of the server's CPU in the HTTP load test, 0.03 % with
+/// (`clear_page_erms`: 2.2 % of the server's CPU in the HTTP load test, 0.09 % with
 /// this). A `MIMALLOC_PURGE_DELAY` in the environment still wins. Called when storage
 /// is opened; the later calls do nothing.
 pub(crate) fn keep_freed_memory() {

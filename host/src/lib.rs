@@ -66,8 +66,6 @@ pub mod webhooks;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-pub(crate) use allocator::keep_freed_memory;
-
 /// Lock `m`, going on with its data if a thread panicked while holding it (the
 /// host's mutexes are all taken this way).
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -296,7 +296,7 @@ impl SledStorage {
             .flush_every_ms(None)
             .mode(sled::Mode::HighThroughput);
         wait_for_lock(dir);
-        crate::keep_freed_memory();
+        crate::allocator::keep_freed_memory();
         let db = config.open().map_err(backend)?;
         let data = db.open_tree(DATA).map_err(backend)?;
         let storage = SledStorage {
