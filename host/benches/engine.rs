@@ -1,7 +1,8 @@
 //! Durable purchase events through the engine (no HTTP), with many members: the
-//! airline programme sandboxed, the same rules compiled natively, and a programme
-//! that does nothing but credit one point (the engine and storage alone), and the
-//! storage alone, in the same run: every round runs each once, starting with a
+//! airline programme sandboxed and compiled natively, a programme that does nothing
+//! but credit one point sandboxed and compiled natively (natively: the engine and
+//! storage alone; sandboxed: that plus what any plugin costs, the sandbox's floor),
+//! and the storage alone, in the same run: every round runs each once, starting with a
 //! different one each round, after a 1 s pause. Prints each one's median rate and the
 //! ratios, and for each engine phase the cores the process kept busy, how busy the
 //! whole machine was, and the process's CPU time per event (from `/proc`): a rate
@@ -12,7 +13,9 @@
 //! `plugins/build`). `MEMBERS`, `EVENTS` (per round), `ROUNDS` and `CONCURRENCY` set
 //! the size; the defaults are 50,000 members, 40,000 events, 5 rounds, 256 in flight.
 //! `THREADS` sets the plugin pool (default: the host's, two per core); the one merchant
-//! may use all of it in every setup.
+//! may use all of it in every setup. `PHASES` (e.g. `3` or `2,3`) runs only those
+//! phases (0 sandboxed airline, 1 native airline, 2 one point native, 3 one point
+//! sandboxed, 4 the storage alone) and prints no ratios: for profiling one of them.
 //!
 //! Events happen when they are posted, as a till's do: an event's `occurred_at` is the
 //! second of the run it is posted in (counted from `T0 + 60`). Until session 14 each
@@ -25,30 +28,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench_one_point::OnePoint;
 use common::{T0, env, flight, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
 use loyalty_host::engine::{Engine, EnrolRequest, GroupCommit};
 use loyalty_host::storage::{Batch, Key, SledStorage, Space, Storage, appended};
-use loyalty_sdk::prelude::*;
 
 /// The time an event posted now happened: the seconds since the run started, after
 /// `T0 + 60`.
 fn now() -> i64 {
     loyalty_tests::posted_at(T0 + 60)
-}
-
-/// The engine and storage alone: one point per event, one tier, no perks.
-struct OnePoint;
-
-impl Program for OnePoint {
-    fn describe() -> ProgramInfo {
-        ProgramInfo::new("One point", "1").tier("member", "Member")
-    }
-
-    fn on_event(_m: &Member, _e: &Event, _ctx: &Context) -> Result<Outcome, PluginError> {
-        Ok(Outcome::new().credit(Credit::new(1, "one point")))
-    }
 }
 
 /// The host's default options, with `THREADS` (if set) as the plugin pool's size, all
@@ -155,20 +145,29 @@ fn main() {
     let rounds = env("ROUNDS", 5);
     let concurrency = env("CONCURRENCY", 256);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let plugin = std::fs::read(root.join("target/plugins/airline-miles.wasm"))
-        .expect("build the plugins first: plugins/build");
+    let plugin = |name: &str| {
+        std::fs::read(root.join(format!("target/plugins/{name}.wasm")))
+            .expect("build the plugins first: plugins/build")
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
 
-    let dirs: Vec<tempfile::TempDir> = (0..3)
+    let dirs: Vec<tempfile::TempDir> = (0..4)
         .map(|_| tempfile::tempdir_in(root.join("target")).unwrap())
         .collect();
-    let app = App::open(dirs[0].path(), &options()).unwrap();
-    app.ensure_merchant(settings(), &plugin, T0).unwrap();
+    let sandboxed = |dir: &Path, name: &str| {
+        let app = App::open(dir, &options()).unwrap();
+        app.ensure_merchant(settings(), &plugin(name), T0).unwrap();
+        app.engine.clone()
+    };
+    // The setups' places in this list are the indices the summary below reads.
     let setups: Vec<(&str, Arc<Engine>)> = vec![
-        ("sandboxed airline", app.engine.clone()),
+        (
+            "sandboxed airline",
+            sandboxed(dirs[0].path(), "airline-miles"),
+        ),
         (
             "native airline",
             native_engine(
@@ -177,22 +176,43 @@ fn main() {
             ),
         ),
         (
-            "one point (engine + storage only)",
+            "one point, native (engine + storage only)",
             native_engine(dirs[2].path(), Arc::new(Native::<OnePoint>::new("one"))),
         ),
+        (
+            "one point, sandboxed (engine + storage + the sandbox's floor)",
+            sandboxed(dirs[3].path(), "bench-one-point"),
+        ),
     ];
+    let storage_phase = setups.len();
+    let only: Option<Vec<usize>> = std::env::var("PHASES").ok().map(|s| {
+        s.split(',')
+            .map(|k| k.trim().parse().expect("PHASES: phase numbers, e.g. 2,3"))
+            .collect()
+    });
+    let runs = |k: usize| only.as_ref().is_none_or(|o| o.contains(&k));
     eprintln!(
         "enrolling {members} members in each of {} engines",
         setups.len()
     );
-    for (name, engine) in &setups {
+    for (name, engine) in setups
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| runs(*k))
+        .map(|(_, s)| s)
+    {
         let rate = runtime.block_on(drive(engine, members, concurrency, enrol));
         eprintln!("  {name}: {rate:.0} enrolments/s");
     }
 
     // The cost of one operation on one thread, before durability (no waiting for
     // flushes): where the time goes when the rates are low.
-    for (name, engine) in &setups {
+    for (name, engine) in setups
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| runs(*k))
+        .map(|(_, s)| s)
+    {
         let n = 5_000;
         let started = Instant::now();
         for i in 0..n {
@@ -248,7 +268,8 @@ fn main() {
 
     let mut rates: Vec<Vec<f64>> = vec![Vec::new(); setups.len() + 1];
     // Per engine setup and counted round: (cores busy in this process, CPU µs per event).
-    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); setups.len()];
+    // The storage alone's too, last.
+    let mut cpu: Vec<Vec<(f64, f64)>> = vec![Vec::new(); setups.len() + 1];
     // Round 0 warms up (sled settles after the enrolments) and is not counted.
     for round in 0..=rounds {
         // Each round starts with a different phase, so that no setup always follows
@@ -261,9 +282,13 @@ fn main() {
             "warm-up".to_string()
         };
         let phases = setups.len() + 1;
-        for k in (0..phases).map(|j| (j + round) % phases) {
+        for k in (0..phases)
+            .map(|j| (j + round) % phases)
+            .filter(|&k| runs(k))
+        {
             std::thread::sleep(Duration::from_millis(SETTLE_MS));
-            if k == setups.len() {
+            if k == storage_phase {
+                let cpu_before = Cpu::now();
                 let rate = storage_round(
                     &runtime,
                     &commit,
@@ -273,9 +298,16 @@ fn main() {
                     members,
                     (member_bytes, event_bytes, journal_bytes),
                 );
-                eprintln!("{label}: storage alone: {rate:.0} writes/s");
+                let (cores, machine, per_write) =
+                    Cpu::now().since(cpu_before, events as f64 / rate, events);
+                eprintln!(
+                    "{label}: storage alone: {rate:.0} writes/s ({cores:.2} cores busy in this \
+                     process, the machine {:.0} % busy; {per_write:.0} µs of CPU per write)",
+                    machine * 100.0
+                );
                 if counted {
                     rates[k].push(rate);
+                    cpu[k].push((cores, per_write));
                 }
                 continue;
             }
@@ -310,6 +342,9 @@ fn main() {
             }
         }
     }
+    if only.is_some() {
+        return;
+    }
     println!(
         "| engine, durable purchase events | median events/s | cores busy in the process | CPU per event |"
     );
@@ -333,15 +368,15 @@ fn main() {
         );
     }
     println!(
-        "| storage alone (an event's writes: {member_bytes} + {event_bytes} + {journal_bytes} bytes, group commit, no engine) | {:.0} | | |",
-        medians[3]
+        "| storage alone (an event's writes: {member_bytes} + {event_bytes} + {journal_bytes} bytes, group commit, no engine) | {:.0} | {:.2} | {:.0} µs |",
+        medians[storage_phase], cores[storage_phase], per_event[storage_phase]
     );
     println!(
         "\nsandboxed / native = {:.2} (the plugin costs {:.0} % of the native rate); native / engine-only = {:.2}; engine-only / storage alone = {:.2}",
         medians[0] / medians[1],
         (1.0 - medians[0] / medians[1]) * 100.0,
         medians[1] / medians[2],
-        medians[2] / medians[3]
+        medians[2] / medians[storage_phase]
     );
     println!(
         "sandboxed / native round by round: {} (median {:.2})",
@@ -352,6 +387,35 @@ fn main() {
         "CPU per event, native / sandboxed = {:.2}: the rate ratio a run would measure if both were bound by CPU alone (the sandbox adds {:.0} µs of CPU an event)",
         per_event[1] / per_event[0],
         per_event[0] - per_event[1]
+    );
+    // The floor: what sandboxing adds to a programme with no rules of its own, and the
+    // best ratio any sandboxed programme could reach against the airline's native cost
+    // if its own rules cost nothing more in wasm than natively.
+    let floor = per_event[3] - per_event[2];
+    println!(
+        "the sandbox's floor: one point sandboxed / native = {:.2} by the rates ({:.0} against {:.0} events/s); it adds {floor:.0} µs of CPU an event ({:.0} against {:.0} µs). \
+         With the airline's native {:.0} µs an event, that floor alone allows a ratio of at most {:.2} in CPU",
+        medians[3] / medians[2],
+        medians[3],
+        medians[2],
+        per_event[3],
+        per_event[2],
+        per_event[1],
+        per_event[1] / (per_event[1] + floor)
+    );
+    // Where a sandboxed airline event's CPU goes, part by part, against what 50,000
+    // events a second leaves each event on this machine's cores.
+    let cores_here = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+    println!(
+        "CPU an event, by part (medians): the storage's writes {:.0} µs, the engine's own work {:.0} µs \
+         (one point native less the storage), the sandbox's floor {floor:.0} µs, the airline's rules natively {:.0} µs \
+         (native airline less one point native), the airline's rules' extra in the sandbox {:.0} µs; \
+         50,000 events/s on {cores_here:.0} cores leaves {:.0} µs an event with every core busy",
+        per_event[storage_phase],
+        per_event[2] - per_event[storage_phase],
+        per_event[1] - per_event[2],
+        per_event[0] - per_event[1] - floor,
+        cores_here * 1e6 / 50_000.0
     );
 }
 
