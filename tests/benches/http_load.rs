@@ -1,5 +1,7 @@
 //! A load generator against the real server on loopback: durable purchase events with
-//! the airline plugin, and, in the same run, a bare axum endpoint as the baseline.
+//! the airline plugin, and, in the same run, a bare axum endpoint as the baseline and
+//! the same events for a merchant whose plugin credits one point and does nothing else
+//! (the server, the engine, the storage and the sandbox's floor, with no rules).
 //!
 //! ```text
 //! plugins/build && cargo build --release -p loyalty-host && cargo bench -p loyalty-tests --bench http_load
@@ -12,7 +14,10 @@
 //! - **events**: `POST /v1/merchants/air/members/{member}/events` with the merchant's
 //!   key, a flight with three line items, for random members;
 //! - **bare**: `POST /bare` with the same body on a bare axum server in this process
-//!   that parses the JSON and answers a small JSON object: the HTTP stack alone.
+//!   that parses the JSON and answers a small JSON object: the HTTP stack alone;
+//! - **one point**: the events phase's requests for merchant `one`, whose plugin
+//!   (`plugins/bench/one-point`) credits one point an event: what any sandboxed
+//!   programme costs over HTTP before its own rules. Its members are enrolled too.
 //!
 //! With `IDEMPOTENCY_KEYS=1` every event request also carries an `Idempotency-Key`
 //! header (the server then stores each answer in a second durable write).
@@ -206,6 +211,8 @@ fn main() {
     let server = Server::start(&[]);
     let air = merchant(&server, "air", "airline-miles");
     let key = air.key.clone();
+    let one = merchant(&server, "one", "bench-one-point");
+    let one_key = one.key.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -213,43 +220,47 @@ fn main() {
     let real = server.addr;
     let bare = runtime.block_on(bare_server());
 
-    eprintln!("enrolling {members} members over HTTP");
-    let enrolled = runtime.block_on(async {
-        let started = Instant::now();
-        let next = Arc::new(AtomicU64::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let (next, key) = (next.clone(), key.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut conn = Conn::open(real).await;
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= members as u64 {
-                        break;
+    for (id, key) in [("air", &key), ("one", &one_key)] {
+        eprintln!("enrolling {members} members of {id} over HTTP");
+        let enrolled = runtime.block_on(async {
+            let started = Instant::now();
+            let next = Arc::new(AtomicU64::new(0));
+            let mut tasks = Vec::new();
+            for _ in 0..connections {
+                let (next, key) = (next.clone(), key.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut conn = Conn::open(real).await;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= members as u64 {
+                            break;
+                        }
+                        let body = json!({"member": format!("m{i}"), "enrolled_at": T0});
+                        let status = conn
+                            .post(
+                                &format!("/v1/merchants/{id}/members"),
+                                Some(&key),
+                                None,
+                                Bytes::from(body.to_string()),
+                            )
+                            .await;
+                        assert_eq!(status, 201, "enrolling m{i}");
                     }
-                    let body = json!({"member": format!("m{i}"), "enrolled_at": T0});
-                    let status = conn
-                        .post(
-                            "/v1/merchants/air/members",
-                            Some(&key),
-                            None,
-                            Bytes::from(body.to_string()),
-                        )
-                        .await;
-                    assert_eq!(status, 201, "enrolling m{i}");
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.expect("enrol task");
-        }
-        members as f64 / started.elapsed().as_secs_f64()
-    });
-    eprintln!("  {enrolled:.0} enrolments/s");
+                }));
+            }
+            for t in tasks {
+                t.await.expect("enrol task");
+            }
+            members as f64 / started.elapsed().as_secs_f64()
+        });
+        eprintln!("  {enrolled:.0} enrolments/s");
+    }
 
     let mut events = Vec::new();
+    let mut ones = Vec::new();
     let mut bares = Vec::new();
     let mut cpu = Vec::new();
+    let mut one_cpu = Vec::new();
     for round in 0..rounds {
         let b = runtime.block_on(phase(bare, connections, seconds, move |i| {
             let body = flight(&format!("bare-{round}-{i}"), T0 + 60);
@@ -261,48 +272,32 @@ fn main() {
             }
         }));
         eprintln!("round {round}: bare axum: {b:?}");
-        let key = key.clone();
-        let before = server.pid().map(thread_ticks).unwrap_or_default();
-        let generator_before = process_ticks();
-        let e = runtime.block_on(phase(real, connections, seconds, move |i| {
-            // Spread over the members (a prime stride visits them all).
-            let member = (i * 7_919) % members as u64;
-            let id = format!("r{round}-e{i}");
-            let body = flight(&id, now());
-            Req {
-                path: format!("/v1/merchants/air/members/m{member}/events"),
-                key: Some(key.clone()),
-                idempotency: idempotency_keys.then(|| format!("k-{id}")),
-                body: Bytes::from(body.to_string()),
+        // The airline's phase and the one-point phase, in turn first.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let (id, key) = [("air", &key), ("one", &one_key)][which];
+            let (e, total) = events_phase(
+                &runtime,
+                &server,
+                Load {
+                    connections,
+                    seconds,
+                    members,
+                    idempotency_keys,
+                },
+                round,
+                id,
+                key.clone(),
+            );
+            assert_eq!(e.failed, 0, "every event is accepted");
+            if which == 0 {
+                events.push(e);
+                cpu.push(total);
+            } else {
+                ones.push(e);
+                one_cpu.push(total);
             }
-        }));
-        eprintln!("round {round}: events: {e:?}");
-        // Where the server's CPU went, per request, by thread. Threads that ended
-        // during the phase are not counted (the server's threads live as long as it).
-        let after = server.pid().map(thread_ticks).unwrap_or_default();
-        let requests = e.rate * seconds as f64;
-        // The load generator shares the cores: what it spends is not the server's.
-        let us_per_request = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests;
-        let generator = us_per_request(process_ticks().saturating_sub(generator_before));
-        eprintln!("round {round}: load generator CPU per event request: {generator:.0} µs");
-        let mut split: Vec<(String, f64)> = after
-            .iter()
-            .map(|(name, t)| {
-                let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
-                (name.clone(), us_per_request(used))
-            })
-            .filter(|(_, us)| *us >= 0.5)
-            .collect();
-        split.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let total: f64 = split.iter().map(|(_, us)| us).sum();
-        let parts: Vec<String> = split.iter().map(|(n, us)| format!("{n} {us:.0}")).collect();
-        eprintln!(
-            "round {round}: server CPU per event request: {total:.0} µs ({})",
-            parts.join(", ")
-        );
-        cpu.push(total);
-        assert_eq!(e.failed, 0, "every event is accepted");
-        events.push(e);
+        }
         bares.push(b);
     }
     // Where a request's time went inside the server, from its own metrics.
@@ -348,6 +343,10 @@ fn main() {
     println!("| --- | --- | --- | --- |");
     for (name, v) in [
         ("durable purchase events, airline plugin", &events),
+        (
+            "durable purchase events, a plugin that credits one point (no rules)",
+            &ones,
+        ),
         ("bare axum endpoint (parse JSON, answer JSON)", &bares),
     ] {
         println!(
@@ -362,4 +361,77 @@ fn main() {
         m(&events, |f| f.rate) / m(&bares, |f| f.rate),
         median(cpu)
     );
+    println!(
+        "one point / bare = {:.3}, the most any sandboxed programme reaches in this server; \
+         the server's CPU per one-point request: {:.0} µs",
+        m(&ones, |f| f.rate) / m(&bares, |f| f.rate),
+        median(one_cpu)
+    );
+}
+
+/// The load of an events phase.
+#[derive(Clone, Copy)]
+struct Load {
+    connections: usize,
+    seconds: u64,
+    members: usize,
+    idempotency_keys: bool,
+}
+
+/// One events phase for merchant `id` (key `key`): flights for its members. Prints its
+/// figures and where the server's CPU went; returns the figures and the server's CPU
+/// per request in µs.
+fn events_phase(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    load: Load,
+    round: usize,
+    id: &'static str,
+    key: String,
+) -> (Figures, f64) {
+    let Load {
+        connections,
+        seconds,
+        members,
+        idempotency_keys,
+    } = load;
+    let before = server.pid().map(thread_ticks).unwrap_or_default();
+    let generator_before = process_ticks();
+    let e = runtime.block_on(phase(server.addr, connections, seconds, move |i| {
+        // Spread over the members (a prime stride visits them all).
+        let member = (i * 7_919) % members as u64;
+        let event = format!("r{round}-e{i}");
+        let body = flight(&event, now());
+        Req {
+            path: format!("/v1/merchants/{id}/members/m{member}/events"),
+            key: Some(key.clone()),
+            idempotency: idempotency_keys.then(|| format!("k-{event}")),
+            body: Bytes::from(body.to_string()),
+        }
+    }));
+    eprintln!("round {round}: events ({id}): {e:?}");
+    // Where the server's CPU went, per request, by thread. Threads that ended during
+    // the phase are not counted (the server's threads live as long as it).
+    let after = server.pid().map(thread_ticks).unwrap_or_default();
+    let requests = e.rate * seconds as f64;
+    // The load generator shares the cores: what it spends is not the server's.
+    let us_per_request = |ticks: u64| ticks as f64 * 1e6 / TICKS_PER_SECOND / requests;
+    let generator = us_per_request(process_ticks().saturating_sub(generator_before));
+    eprintln!("round {round}: load generator CPU per {id} event request: {generator:.0} µs");
+    let mut split: Vec<(String, f64)> = after
+        .iter()
+        .map(|(name, t)| {
+            let used = t.saturating_sub(before.get(name).copied().unwrap_or(0));
+            (name.clone(), us_per_request(used))
+        })
+        .filter(|(_, us)| *us >= 0.5)
+        .collect();
+    split.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = split.iter().map(|(_, us)| us).sum();
+    let parts: Vec<String> = split.iter().map(|(n, us)| format!("{n} {us:.0}")).collect();
+    eprintln!(
+        "round {round}: server CPU per {id} event request: {total:.0} µs ({})",
+        parts.join(", ")
+    );
+    (e, total)
 }
