@@ -27,8 +27,8 @@ use super::members::{
     code_key,
 };
 use super::{
-    Engine, EngineError, MemberRecord, MemberStatus, Ticket, TierChange, decode_bin, encode_bin,
-    fingerprint, lock, valid_member_id,
+    Engine, EngineError, MemberRecord, MemberStatus, PerksKept, Ticket, TierChange, decode_member,
+    encode_bin, fingerprint, lock, valid_member_id,
 };
 use crate::domain::{Attributes, State, Timestamp};
 use crate::ledger::Account;
@@ -346,7 +346,7 @@ impl Engine {
         ids.sort_unstable();
         let mut found = HashMap::new();
         let print = |bytes: &[u8]| -> Result<String, EngineError> {
-            Ok(decode_bin::<MemberRecord>(bytes, "member")?.enrol_fingerprint)
+            Ok(decode_member(bytes)?.enrol_fingerprint)
         };
         let Some((first, rest)) = ids.split_first() else {
             return Ok(found);
@@ -465,6 +465,7 @@ impl Engine {
             perks: Vec::new(),
             ledger_page: Vec::new(),
             ledger_pages: 0,
+            perks_kept: PerksKept::Inline,
         };
         let change = TierChange {
             from: String::new(),

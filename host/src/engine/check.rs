@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, EventRecord, MemberRecord, decode_bin};
+use super::{Engine, EngineError, EventRecord, MemberRecord, decode_bin, decode_member};
 use crate::ledger::{Line, LineKind};
 use crate::storage::Space;
 
@@ -34,7 +34,7 @@ impl Engine {
         // Members are checked one at a time as they are read: a merchant's members
         // need not fit in memory.
         self.storage.visit(Space::Members, merchant, &mut |_, v| {
-            let result = decode_bin::<MemberRecord>(v, "member")
+            let result = decode_member(v)
                 .and_then(|m| self.check_member(merchant, &m, &mut report, &mut earned));
             if let Err(e) = result {
                 failed = Some(e);

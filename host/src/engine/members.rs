@@ -9,8 +9,8 @@ use super::events::{BudgetState, event_key, event_print, put_budget};
 use super::journal::encode_event_entry;
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
-    MerchantSettings, OperationRecord, Programme, Recorded, TierChange, check_member_id, decode,
-    decode_bin, encode, encode_bin, fingerprint, lock,
+    MerchantSettings, OperationRecord, PerksKept, Programme, Recorded, TierChange, check_member_id,
+    decode, decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
@@ -322,6 +322,7 @@ impl Engine {
             perks: Vec::new(),
             ledger_page: Vec::new(),
             ledger_pages: 0,
+            perks_kept: PerksKept::Inline,
         };
 
         let budget_lock = settings.budget.as_ref().map(|_| self.budget_lock(merchant));

@@ -153,6 +153,23 @@ fn encode_bin<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).unwrap_or_default()
 }
 
+/// The first byte of a member record whose perks are kept apart ([`Space::Perks`]). A
+/// record otherwise begins with the length of its id, which is never 0.
+const PERKS_APART: u8 = 0;
+
+/// A member record as stored. When its perks are kept apart they are not read:
+/// `perks` is empty and `perks_kept` says [`PerksKept::NotRead`].
+pub(crate) fn decode_member(bytes: &[u8]) -> Result<MemberRecord, EngineError> {
+    match bytes.split_first() {
+        Some((&PERKS_APART, rest)) => {
+            let mut rec: MemberRecord = decode_bin(rest, "member")?;
+            rec.perks_kept = PerksKept::NotRead;
+            Ok(rec)
+        }
+        _ => decode_bin(bytes, "member"),
+    }
+}
+
 fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, EngineError> {
     serde_json::from_slice(bytes)
         .map_err(|e| EngineError::Storage(format!("stored {what} is unreadable: {e}")))
@@ -464,7 +481,22 @@ impl Engine {
             .storage
             .get(Space::Members, &Self::member_key(merchant, member))?
         {
-            Some(b) => Ok(Some(decode_bin(&b, "member")?)),
+            Some(b) => {
+                let mut rec = decode_member(&b)?;
+                if rec.perks_kept == PerksKept::NotRead {
+                    let stored = self
+                        .storage
+                        .get(Space::Perks, &Self::member_key(merchant, member))?
+                        .unwrap_or_default();
+                    rec.perks = if stored.is_empty() {
+                        Vec::new()
+                    } else {
+                        decode_bin(&stored, "perks")?
+                    };
+                    rec.perks_kept = PerksKept::Apart(stored);
+                }
+                Ok(Some(rec))
+            }
             None => Ok(None),
         }
     }
@@ -480,7 +512,7 @@ impl Engine {
         self.storage.visit(
             Space::Members,
             merchant,
-            &mut |_, bytes| match decode_bin::<MemberRecord>(bytes, "member") {
+            &mut |_, bytes| match decode_member(bytes) {
                 Ok(rec) => visit(rec),
                 Err(e) => {
                     failed = Some(e);
@@ -525,11 +557,40 @@ impl Engine {
             }
         }
         rec.account.compact();
-        b.put(
-            Space::Members,
-            Self::member_key(merchant, &rec.id),
-            encode_bin(&*rec),
-        );
+        let key = Self::member_key(merchant, &rec.id);
+        // Perks a member holds are kept apart and written when they change; a member
+        // who holds none has them (none) in the record.
+        let perks = std::mem::take(&mut rec.perks);
+        let apart = match std::mem::take(&mut rec.perks_kept) {
+            // Not read, so not changed: the stored ones stand.
+            PerksKept::NotRead => {
+                debug_assert!(perks.is_empty(), "perks set on a record read without them");
+                PerksKept::NotRead
+            }
+            kept if perks.is_empty() => {
+                if kept != PerksKept::Inline {
+                    b.delete(Space::Perks, key.clone());
+                }
+                PerksKept::Inline
+            }
+            kept => {
+                let encoded = encode_bin(&perks);
+                if !matches!(&kept, PerksKept::Apart(stored) if *stored == encoded) {
+                    b.put(Space::Perks, key.clone(), encoded.clone());
+                }
+                PerksKept::Apart(encoded)
+            }
+        };
+        let record = if apart == PerksKept::Inline {
+            encode_bin(&*rec)
+        } else {
+            let mut bytes = vec![PERKS_APART];
+            bytes.extend(encode_bin(&*rec));
+            bytes
+        };
+        b.put(Space::Members, key, record);
+        rec.perks = perks;
+        rec.perks_kept = apart;
     }
 
     fn put_tier_change(

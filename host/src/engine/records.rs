@@ -205,6 +205,26 @@ pub struct MemberRecord {
     pub ledger_page: Vec<Line>,
     /// Full ledger pages stored ([`crate::storage::Space::Ledger`]).
     pub ledger_pages: u64,
+    /// Where `perks` were when the record was read. Not part of the stored record:
+    /// the record's first byte says whether its perks are kept apart.
+    #[serde(skip)]
+    pub(crate) perks_kept: PerksKept,
+}
+
+/// Where a member record's perks are kept. A member who holds perks has them under
+/// [`crate::storage::Space::Perks`], written only when they change: an event rewrites
+/// the member record, and the airline's five perks were about 40 % of it. A member
+/// who holds none (and every record written before this) has them in the record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum PerksKept {
+    /// In the record.
+    #[default]
+    Inline,
+    /// Apart, read with the record: their stored encoding.
+    Apart(Vec<u8>),
+    /// Apart and not read (a visit that does not need them): `perks` is empty, and the
+    /// stored ones stand when the record is written again.
+    NotRead,
 }
 
 /// Ledger lines per stored page. The page being filled is part of the member record,

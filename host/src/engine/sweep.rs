@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Engine, EngineError, MemberRecord, MemberStatus, decode_bin};
+use super::{Engine, EngineError, MemberRecord, MemberStatus, decode_member};
 use crate::domain::Timestamp;
 use crate::storage::Space;
 use crate::storage::{Batch, Key};
@@ -101,7 +101,7 @@ impl Engine {
         self.storage
             .visit(Space::Members, merchant, &mut |_, bytes| {
                 report.members += 1;
-                match decode_bin::<MemberRecord>(bytes, "member") {
+                match decode_member(bytes) {
                     Ok(rec) => {
                         if rec.account.next_change().is_some_and(|t| t <= now) {
                             due.push(rec.id.clone());

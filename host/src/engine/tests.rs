@@ -439,3 +439,190 @@ fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
         Err(EngineError::Conflict { .. })
     ));
 }
+
+/// Grants two perks valid for 1,000 s after enrolment: an unlimited one and one of two
+/// uses.
+struct Perky;
+
+impl loyalty_sdk::Program for Perky {
+    fn describe() -> loyalty_sdk::ProgramInfo {
+        loyalty_sdk::ProgramInfo::new("Perky", "1.0.0")
+            .tier("member", "Member")
+            .perk("lounge", "Lounge", "Always")
+            .perk("drink", "Drink", "Two a member")
+    }
+
+    fn on_event(
+        _member: &loyalty_sdk::Member,
+        _event: &loyalty_sdk::Event,
+        _ctx: &loyalty_sdk::Context,
+    ) -> Result<loyalty_sdk::Outcome, loyalty_sdk::PluginError> {
+        Ok(loyalty_sdk::Outcome::new().credit(loyalty_sdk::Credit::new(1, "one point")))
+    }
+
+    fn perks(
+        member: &loyalty_sdk::Member,
+        _ctx: &loyalty_sdk::Context,
+    ) -> Result<Vec<loyalty_sdk::Perk>, loyalty_sdk::PluginError> {
+        let until = member.enrolled_at + 1_000;
+        Ok(vec![
+            loyalty_sdk::Perk::new("lounge", "Lounge", "always").valid_until(until),
+            loyalty_sdk::Perk::new("drink", "Drink", "welcome")
+                .quantity(2)
+                .valid_until(until),
+        ])
+    }
+}
+
+/// Storage that counts the perks records each apply writes or deletes.
+struct PerksSpy {
+    inner: SledStorage,
+    perks_writes: AtomicU64,
+}
+
+impl Intercept for PerksSpy {
+    fn inner(&self) -> &SledStorage {
+        &self.inner
+    }
+    fn apply(&self, batch: Batch) -> Result<(), StorageError> {
+        let n = batch
+            .ops
+            .iter()
+            .filter(|(space, _, _)| *space == Space::Perks)
+            .count();
+        self.perks_writes.fetch_add(n as u64, Ordering::SeqCst);
+        self.inner.apply(batch)
+    }
+}
+
+#[test]
+fn held_perks_are_kept_apart_and_written_only_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let spy = Arc::new(PerksSpy {
+        inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
+        perks_writes: AtomicU64::new(0),
+    });
+    let programmes = Arc::new(FixedProgrammes::new());
+    programmes.set("air", Arc::new(Native::<Perky>::new("perky")));
+    let pool = Arc::new(PluginPool::new(2, 2, Duration::from_secs(30)));
+    let engine = Arc::new(Engine::new(spy.clone(), programmes, pool));
+    let settings = MerchantSettings {
+        id: "air".into(),
+        name: "Air".into(),
+        currency: "USD".into(),
+        created_at: NOW,
+        config: None,
+        point_value: None,
+        budget: None,
+    };
+    engine
+        .durable(engine.create_merchant(settings).unwrap())
+        .unwrap();
+    let writes = || spy.perks_writes.load(Ordering::SeqCst);
+    let record = |member: &str| {
+        spy.inner
+            .get(Space::Members, &Engine::member_key("air", member))
+            .unwrap()
+            .unwrap()
+    };
+    let held = |member: &str, now: i64| -> Vec<(String, Option<u32>)> {
+        engine
+            .member("air", member, now)
+            .unwrap()
+            .perks
+            .into_iter()
+            .map(|p| (p.id, p.remaining))
+            .collect()
+    };
+
+    let req = EnrolRequest {
+        member: "m1".into(),
+        enrolled_at: NOW,
+        ..Default::default()
+    };
+    engine.durable(engine.enrol("air", &req).unwrap()).unwrap();
+    // Enrolment grants the perks: kept apart, the record marked.
+    assert_eq!(writes(), 1);
+    assert_eq!(record("m1")[0], PERKS_APART);
+    assert!(
+        spy.inner
+            .get(Space::Perks, &Engine::member_key("air", "m1"))
+            .unwrap()
+            .is_some()
+    );
+    let both = vec![("lounge".to_string(), None), ("drink".to_string(), Some(2))];
+    assert_eq!(held("m1", NOW + 1), both);
+
+    // Events that leave them as they were rewrite the record, not the perks.
+    for i in 0..3 {
+        let done = engine
+            .post_event("air", "m1", &flight(&format!("e{i}"), NOW + 10 + i))
+            .unwrap();
+        engine.durable(done).unwrap();
+    }
+    assert_eq!(writes(), 1);
+    assert_eq!(held("m1", NOW + 20), both);
+    assert_eq!(
+        engine
+            .member("air", "m1", NOW + 20)
+            .unwrap()
+            .balance
+            .available,
+        3
+    );
+
+    // Consuming one changes them: written again.
+    let done = engine
+        .consume_perk("air", "m1", "drink", None, "c1", NOW + 30)
+        .unwrap();
+    engine.durable(done).unwrap();
+    assert_eq!(writes(), 2);
+    assert_eq!(
+        held("m1", NOW + 31),
+        vec![("lounge".to_string(), None), ("drink".to_string(), Some(1))]
+    );
+
+    // Once they have expired, an event drops them: the perks record is deleted and
+    // the record holds its (no) perks itself again.
+    let done = engine
+        .post_event("air", "m1", &flight("late", NOW + 2_000))
+        .unwrap();
+    engine.durable(done).unwrap();
+    assert_eq!(writes(), 3);
+    assert_ne!(record("m1")[0], PERKS_APART);
+    assert!(
+        spy.inner
+            .get(Space::Perks, &Engine::member_key("air", "m1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(held("m1", NOW + 2_001).is_empty());
+
+    // A record written before perks were kept apart (perks inline) still reads, and
+    // its next write moves them out.
+    let mut old = decode_member(&record("m1")).unwrap();
+    old.perks = vec![Entitlement {
+        id: "lounge".into(),
+        name: "Lounge".into(),
+        grant: "always".into(),
+        quantity: None,
+        used: 0,
+        valid_until: None,
+        granted_at: NOW,
+    }];
+    let mut b = Batch::new();
+    b.put(
+        Space::Members,
+        Engine::member_key("air", "m1"),
+        encode_bin(&old),
+    );
+    spy.inner.apply(b).unwrap();
+    assert_eq!(held("m1", NOW + 2_002), vec![("lounge".to_string(), None)]);
+    let mut rec = engine.load_member("air", "m1").unwrap();
+    assert_eq!(rec.perks_kept, PerksKept::Inline);
+    let mut b = Batch::new();
+    engine.put_member(&mut b, "air", &mut rec);
+    spy.inner.apply(b).unwrap();
+    assert_eq!(record("m1")[0], PERKS_APART);
+    assert_eq!(held("m1", NOW + 2_003), vec![("lounge".to_string(), None)]);
+}

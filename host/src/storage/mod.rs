@@ -26,7 +26,8 @@ pub use sled_store::SledStorage;
 pub enum Space {
     /// Merchants: settings, point value and budget.
     Merchants,
-    /// Members: profile, tier, points account, statistics, plugin state, perks.
+    /// Members: profile, tier, points account, statistics, plugin state, and the perks
+    /// of members who hold none (see [`Space::Perks`]).
     Members,
     /// Lookup codes: member card codes and referral codes, to member ids.
     Codes,
@@ -63,11 +64,14 @@ pub enum Space {
     Journal,
     /// Background jobs (simulations, imports): request, progress, outcome.
     Jobs,
+    /// The perks a member holds, per member, apart from the member record so that an
+    /// event that leaves them as they were does not write them again.
+    Perks,
 }
 
 impl Space {
     /// Every space.
-    pub const ALL: [Space; 18] = [
+    pub const ALL: [Space; 19] = [
         Space::Merchants,
         Space::Members,
         Space::Codes,
@@ -86,6 +90,7 @@ impl Space {
         Space::Deliveries,
         Space::Journal,
         Space::Jobs,
+        Space::Perks,
     ];
 
     /// The space's stable name.
@@ -109,6 +114,7 @@ impl Space {
             Space::Deliveries => "deliveries",
             Space::Journal => "journal",
             Space::Jobs => "jobs",
+            Space::Perks => "perks",
         }
     }
 }

@@ -161,6 +161,7 @@ fn tag(space: Space) -> u8 {
         Space::Deliveries => 16,
         Space::Journal => 17,
         Space::Jobs => 18,
+        Space::Perks => 19,
     }
 }
 
