@@ -5,8 +5,8 @@ use super::error::invalid;
 use super::journal::encode_event_entry;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
-    MemberRecord, MerchantSettings, OnExceed, Programme, Refused, TierChange, TierResult,
-    check_member_id, decode_bin, encode, encode_bin, fingerprint, lock,
+    MemberRecord, MerchantSettings, OnExceed, PerksKept, Programme, Refused, TierChange,
+    TierResult, check_member_id, decode_bin, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
@@ -424,6 +424,20 @@ impl Engine {
                 hook: Hook::Perks,
                 error,
             })?;
+        // The answer the held perks were made from, with none of them expired: they
+        // stay as they are (and, kept apart, are neither read nor written).
+        let answer = perks_digest(&perks);
+        if let PerksKept::Apart {
+            answer: Some(last),
+            until,
+            ..
+        } = rec.perks_kept
+            && last == answer
+            && at <= until
+        {
+            return Ok(Vec::new());
+        }
+        self.read_perks(ctx.merchant, rec)?;
         // The hook answers the entitlements the member holds now: a grant it still
         // returns keeps its consumption (and takes the programme's current name,
         // quantity and validity), a new one is granted, and one it no longer returns
@@ -465,8 +479,24 @@ impl Engine {
         }
         held.retain(|e| e.valid_until.is_none_or(|v| v >= at));
         rec.perks = held;
+        if let PerksKept::Apart { answer: a, .. } = &mut rec.perks_kept {
+            *a = Some(answer);
+        } else if !rec.perks.is_empty() {
+            rec.perks_kept = PerksKept::Apart {
+                answer: Some(answer),
+                until: i64::MAX,
+                read: Some(Vec::new()),
+            };
+        }
         Ok(new)
     }
+}
+
+/// A digest of a `perks` answer (the first 8 bytes of SHA-256 of its binary form).
+fn perks_digest(perks: &[crate::domain::Perk]) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(postcard::to_allocvec(perks).unwrap_or_default());
+    u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
 /// The amount in the programme currency's minor units (0 in another currency).

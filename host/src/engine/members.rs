@@ -279,9 +279,9 @@ impl Engine {
             Some(r) => self.lock_two(merchant, &req.member, r),
             None => (self.lock_member(merchant, &req.member), None),
         };
-        if let Some(existing) = self.find_member(merchant, &req.member)? {
+        if let Some(mut existing) = self.find_member(merchant, &req.member)? {
             if existing.enrol_fingerprint == print {
-                let value = self.view(merchant, &existing, req.enrolled_at);
+                let value = self.view(merchant, &mut existing, req.enrolled_at)?;
                 return Ok(Done {
                     value,
                     ticket: self.commit.current(),
@@ -403,7 +403,7 @@ impl Engine {
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done {
-            value: self.view(merchant, &rec, at),
+            value: self.view(merchant, &mut rec, at)?,
             ticket,
         })
     }
@@ -474,12 +474,12 @@ impl Engine {
         now: Timestamp,
     ) -> Result<MemberView, EngineError> {
         let rec = self.load_member(merchant, member)?;
-        let rec = if rec.account.next_change().is_some_and(|t| t <= now) {
+        let mut rec = if rec.account.next_change().is_some_and(|t| t <= now) {
             self.settle_member(merchant, member, now)?.unwrap_or(rec)
         } else {
             rec
         };
-        Ok(self.view(merchant, &rec, now))
+        self.view(merchant, &mut rec, now)
     }
 
     /// The member holding card code `code`.
@@ -521,7 +521,14 @@ impl Engine {
         Ok(Some(rec))
     }
 
-    fn view(&self, merchant: &str, rec: &MemberRecord, now: Timestamp) -> MemberView {
+    /// The member as the API shows them (their perks read, if kept apart).
+    fn view(
+        &self,
+        merchant: &str,
+        rec: &mut MemberRecord,
+        now: Timestamp,
+    ) -> Result<MemberView, EngineError> {
+        self.read_perks(merchant, rec)?;
         let name = self
             .programmes
             .active(merchant)
@@ -546,7 +553,7 @@ impl Engine {
                 valid_until: e.valid_until,
             })
             .collect();
-        MemberView {
+        Ok(MemberView {
             id: rec.id.clone(),
             status: rec.status,
             enrolled_at: rec.enrolled_at,
@@ -569,7 +576,7 @@ impl Engine {
             annotations: rec.annotations.clone(),
             stats: rec.stats.snapshot(now, rec.enrolled_at),
             state: rec.state.clone(),
-        }
+        })
     }
 
     /// Lock `member`, load them, let `change` edit the record (and add to the batch),
@@ -589,7 +596,7 @@ impl Engine {
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
         Ok(Done {
-            value: self.view(merchant, &rec, now),
+            value: self.view(merchant, &mut rec, now)?,
             ticket,
         })
     }

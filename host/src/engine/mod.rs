@@ -40,6 +40,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::domain::{MemberSnapshot, Timestamp};
@@ -153,17 +154,31 @@ fn encode_bin<T: serde::Serialize>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).unwrap_or_default()
 }
 
-/// The first byte of a member record whose perks are kept apart ([`Space::Perks`]). A
-/// record otherwise begins with the length of its id, which is never 0.
+/// The first byte of a member record whose perks are kept apart ([`Space::Perks`]),
+/// followed by a [`PerksHeader`] and the record. A record otherwise begins with the
+/// length of its id, which is never 0.
 const PERKS_APART: u8 = 0;
 
-/// A member record as stored. When its perks are kept apart they are not read:
-/// `perks` is empty and `perks_kept` says [`PerksKept::NotRead`].
+/// What a member record whose perks are kept apart says of them.
+#[derive(Serialize, Deserialize)]
+struct PerksHeader {
+    answer: Option<u64>,
+    until: i64,
+}
+
+/// A member record as stored. Perks kept apart are not read: `perks` is empty until
+/// [`Engine::read_perks`].
 pub(crate) fn decode_member(bytes: &[u8]) -> Result<MemberRecord, EngineError> {
     match bytes.split_first() {
         Some((&PERKS_APART, rest)) => {
+            let (header, rest) = postcard::take_from_bytes::<PerksHeader>(rest)
+                .map_err(|e| EngineError::Storage(format!("stored member is unreadable: {e}")))?;
             let mut rec: MemberRecord = decode_bin(rest, "member")?;
-            rec.perks_kept = PerksKept::NotRead;
+            rec.perks_kept = PerksKept::Apart {
+                answer: header.answer,
+                until: header.until,
+                read: None,
+            };
             Ok(rec)
         }
         _ => decode_bin(bytes, "member"),
@@ -481,22 +496,7 @@ impl Engine {
             .storage
             .get(Space::Members, &Self::member_key(merchant, member))?
         {
-            Some(b) => {
-                let mut rec = decode_member(&b)?;
-                if rec.perks_kept == PerksKept::NotRead {
-                    let stored = self
-                        .storage
-                        .get(Space::Perks, &Self::member_key(merchant, member))?
-                        .unwrap_or_default();
-                    rec.perks = if stored.is_empty() {
-                        Vec::new()
-                    } else {
-                        decode_bin(&stored, "perks")?
-                    };
-                    rec.perks_kept = PerksKept::Apart(stored);
-                }
-                Ok(Some(rec))
-            }
+            Some(b) => Ok(Some(decode_member(&b)?)),
             None => Ok(None),
         }
     }
@@ -561,11 +561,11 @@ impl Engine {
         // Perks a member holds are kept apart and written when they change; a member
         // who holds none has them (none) in the record.
         let perks = std::mem::take(&mut rec.perks);
-        let apart = match std::mem::take(&mut rec.perks_kept) {
+        let kept = match std::mem::take(&mut rec.perks_kept) {
             // Not read, so not changed: the stored ones stand.
-            PerksKept::NotRead => {
+            kept @ PerksKept::Apart { read: None, .. } => {
                 debug_assert!(perks.is_empty(), "perks set on a record read without them");
-                PerksKept::NotRead
+                kept
             }
             kept if perks.is_empty() => {
                 if kept != PerksKept::Inline {
@@ -574,23 +574,60 @@ impl Engine {
                 PerksKept::Inline
             }
             kept => {
+                let (answer, read) = match kept {
+                    PerksKept::Apart { answer, read, .. } => (answer, read),
+                    PerksKept::Inline => (None, None),
+                };
                 let encoded = encode_bin(&perks);
-                if !matches!(&kept, PerksKept::Apart(stored) if *stored == encoded) {
+                if read.as_ref() != Some(&encoded) {
                     b.put(Space::Perks, key.clone(), encoded.clone());
                 }
-                PerksKept::Apart(encoded)
+                PerksKept::Apart {
+                    answer,
+                    until: perks
+                        .iter()
+                        .filter_map(|e| e.valid_until)
+                        .min()
+                        .unwrap_or(i64::MAX),
+                    read: Some(encoded),
+                }
             }
         };
-        let record = if apart == PerksKept::Inline {
-            encode_bin(&*rec)
-        } else {
-            let mut bytes = vec![PERKS_APART];
-            bytes.extend(encode_bin(&*rec));
-            bytes
+        let record = match &kept {
+            PerksKept::Inline => encode_bin(&*rec),
+            PerksKept::Apart { answer, until, .. } => {
+                let mut bytes = vec![PERKS_APART];
+                bytes.extend(encode_bin(&PerksHeader {
+                    answer: *answer,
+                    until: *until,
+                }));
+                bytes.extend(encode_bin(&*rec));
+                bytes
+            }
         };
         b.put(Space::Members, key, record);
         rec.perks = perks;
-        rec.perks_kept = apart;
+        rec.perks_kept = kept;
+    }
+
+    /// Read the member's perks if they are kept apart and were not read yet.
+    fn read_perks(&self, merchant: &str, rec: &mut MemberRecord) -> Result<(), EngineError> {
+        if let PerksKept::Apart {
+            read: read @ None, ..
+        } = &mut rec.perks_kept
+        {
+            let stored = self
+                .storage
+                .get(Space::Perks, &Self::member_key(merchant, &rec.id))?
+                .unwrap_or_default();
+            rec.perks = if stored.is_empty() {
+                Vec::new()
+            } else {
+                decode_bin(&stored, "perks")?
+            };
+            *read = Some(stored);
+        }
+        Ok(())
     }
 
     fn put_tier_change(

@@ -205,26 +205,33 @@ pub struct MemberRecord {
     pub ledger_page: Vec<Line>,
     /// Full ledger pages stored ([`crate::storage::Space::Ledger`]).
     pub ledger_pages: u64,
-    /// Where `perks` were when the record was read. Not part of the stored record:
-    /// the record's first byte says whether its perks are kept apart.
+    /// Where `perks` are kept. Not part of the stored record: a header in front of it
+    /// says whether they are kept apart.
     #[serde(skip)]
     pub(crate) perks_kept: PerksKept,
 }
 
 /// Where a member record's perks are kept. A member who holds perks has them under
-/// [`crate::storage::Space::Perks`], written only when they change: an event rewrites
-/// the member record, and the airline's five perks were about 40 % of it. A member
-/// who holds none (and every record written before this) has them in the record.
+/// [`crate::storage::Space::Perks`]: an event rewrites the member record, and the
+/// airline's perks (stable while the tier is) were up to 40 % of it. An event whose
+/// `perks` answer is the one the held perks were made from, with none of them expired,
+/// neither reads nor writes them. A member who holds none (and every record written
+/// before this) has them in the record.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum PerksKept {
     /// In the record.
     #[default]
     Inline,
-    /// Apart, read with the record: their stored encoding.
-    Apart(Vec<u8>),
-    /// Apart and not read (a visit that does not need them): `perks` is empty, and the
-    /// stored ones stand when the record is written again.
-    NotRead,
+    /// Apart.
+    Apart {
+        /// A digest of the `perks` answer the held perks were made from (`None`: not
+        /// known, the next answer is merged in full).
+        answer: Option<u64>,
+        /// The earliest `valid_until` of the held perks (`i64::MAX`: none expires).
+        until: i64,
+        /// The stored perks record as read (`None`: not read, and `perks` is empty).
+        read: Option<Vec<u8>>,
+    },
 }
 
 /// Ledger lines per stored page. The page being filled is part of the member record,

@@ -278,6 +278,7 @@ impl Engine {
         let ctx = Ctx::new(merchant, now, &config, &settings.currency);
         rec.account.settle(now);
         self.refresh_perks(&*programme, &mut Session::new(), &ctx, &mut rec, now)?;
+        self.read_perks(merchant, &mut rec)?;
         let chosen = rec
             .perks
             .iter_mut()
