@@ -502,7 +502,8 @@ impl Engine {
     }
 
     /// Call `visit` with every member record of `merchant`, in id order, without
-    /// holding them all in memory; `visit` returns false to stop.
+    /// holding them all in memory; `visit` returns false to stop. Perks kept apart
+    /// ([`Space::Perks`]) are not read: such a record's `perks` is empty.
     pub fn visit_members(
         &self,
         merchant: &str,
