@@ -62,11 +62,16 @@ const NOW: i64 = 1_790_000_000;
 /// USD) runs the airline rules compiled natively; the unit tests of the engine and the
 /// bulk import share it.
 pub(crate) fn engine(storage: Arc<dyn Storage>) -> Arc<Engine> {
-    let programmes = Arc::new(FixedProgrammes::new());
-    programmes.set(
-        "air",
+    engine_running(
+        storage,
         Arc::new(Native::<airline_miles::AirlineMiles>::new("native")),
-    );
+    )
+}
+
+/// An engine over `storage` whose merchant "air" (as [`engine`]'s) runs `programme`.
+fn engine_running(storage: Arc<dyn Storage>, programme: Arc<dyn Programme>) -> Arc<Engine> {
+    let programmes = Arc::new(FixedProgrammes::new());
+    programmes.set("air", programme);
     let pool = Arc::new(PluginPool::new(8, 8, Duration::from_secs(30)));
     let engine = Arc::new(Engine::new(storage, programmes, pool));
     let settings = MerchantSettings {
@@ -502,22 +507,7 @@ fn held_perks_are_kept_apart_and_written_only_when_they_change() {
         inner: SledStorage::open(dir.path(), 8 << 20).unwrap(),
         perks_writes: AtomicU64::new(0),
     });
-    let programmes = Arc::new(FixedProgrammes::new());
-    programmes.set("air", Arc::new(Native::<Perky>::new("perky")));
-    let pool = Arc::new(PluginPool::new(2, 2, Duration::from_secs(30)));
-    let engine = Arc::new(Engine::new(spy.clone(), programmes, pool));
-    let settings = MerchantSettings {
-        id: "air".into(),
-        name: "Air".into(),
-        currency: "USD".into(),
-        created_at: NOW,
-        config: None,
-        point_value: None,
-        budget: None,
-    };
-    engine
-        .durable(engine.create_merchant(settings).unwrap())
-        .unwrap();
+    let engine = engine_running(spy.clone(), Arc::new(Native::<Perky>::new("perky")));
     let writes = || spy.perks_writes.load(Ordering::SeqCst);
     let record = |member: &str| {
         spy.inner
