@@ -509,6 +509,11 @@ fn held_perks_are_kept_apart_and_written_only_when_they_change() {
     });
     let engine = engine_running(spy.clone(), Arc::new(Native::<Perky>::new("perky")));
     let writes = || spy.perks_writes.load(Ordering::SeqCst);
+    let perks_record = |member: &str| {
+        spy.inner
+            .get(Space::Perks, &Engine::member_key("air", member))
+            .unwrap()
+    };
     let record = |member: &str| {
         spy.inner
             .get(Space::Members, &Engine::member_key("air", member))
@@ -534,12 +539,7 @@ fn held_perks_are_kept_apart_and_written_only_when_they_change() {
     // Enrolment grants the perks: kept apart, the record marked.
     assert_eq!(writes(), 1);
     assert_eq!(record("m1")[0], PERKS_APART);
-    assert!(
-        spy.inner
-            .get(Space::Perks, &Engine::member_key("air", "m1"))
-            .unwrap()
-            .is_some()
-    );
+    assert!(perks_record("m1").is_some());
     let both = vec![("lounge".to_string(), None), ("drink".to_string(), Some(2))];
     assert_eq!(held("m1", NOW + 1), both);
 
@@ -580,12 +580,7 @@ fn held_perks_are_kept_apart_and_written_only_when_they_change() {
     engine.durable(done).unwrap();
     assert_eq!(writes(), 3);
     assert_ne!(record("m1")[0], PERKS_APART);
-    assert!(
-        spy.inner
-            .get(Space::Perks, &Engine::member_key("air", "m1"))
-            .unwrap()
-            .is_none()
-    );
+    assert!(perks_record("m1").is_none());
     assert!(held("m1", NOW + 2_001).is_empty());
 
     // A record written before perks were kept apart (perks inline) still reads, and
