@@ -213,7 +213,7 @@ pub struct MemberRecord {
 
 /// Where a member record's perks are kept. A member who holds perks has them under
 /// [`crate::storage::Space::Perks`]: an event rewrites the member record, and the
-/// airline's perks (stable while the tier is) were up to 40 % of it. An event whose
+/// airline's perks (stable while the tier is) were a large part of it. An event whose
 /// `perks` answer is the one the held perks were made from, with none of them expired,
 /// neither reads nor writes them. A member who holds none (and every record written
 /// before this) has them in the record.
