@@ -426,13 +426,15 @@ impl Engine {
             })?;
         // The answer the held perks were made from, with none of them expired: they
         // stay as they are (and, kept apart, are neither read nor written).
-        let answer = perks_digest(&perks);
+        // (A member with none, answered none, stays as they are without one.)
+        let answer = (!perks.is_empty() || rec.perks_kept != PerksKept::Inline)
+            .then(|| perks_digest(&perks));
         if let PerksKept::Apart {
             answer: Some(last),
             until,
             ..
         } = rec.perks_kept
-            && last == answer
+            && answer == Some(last)
             && at <= until
         {
             return Ok(Vec::new());
@@ -480,10 +482,10 @@ impl Engine {
         held.retain(|e| e.valid_until.is_none_or(|v| v >= at));
         rec.perks = held;
         if let PerksKept::Apart { answer: a, .. } = &mut rec.perks_kept {
-            *a = Some(answer);
+            *a = answer;
         } else if !rec.perks.is_empty() {
             rec.perks_kept = PerksKept::Apart {
-                answer: Some(answer),
+                answer,
                 until: i64::MAX,
                 read: Some(Vec::new()),
             };
@@ -495,7 +497,7 @@ impl Engine {
 /// A digest of a `perks` answer (the first 8 bytes of SHA-256 of its binary form).
 fn perks_digest(perks: &[crate::domain::Perk]) -> u64 {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(postcard::to_allocvec(perks).unwrap_or_default());
+    let digest = sha2::Sha256::digest(encode_bin(&perks));
     u64::from_le_bytes(digest[..8].try_into().unwrap_or_default())
 }
 
