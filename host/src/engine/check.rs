@@ -46,13 +46,12 @@ impl Engine {
         }
         self.storage
             .visit(Space::Idempotency, merchant, &mut |k, v| {
-                let is_event = k
-                    .as_bytes()
-                    .split(|b| *b == 0)
-                    .nth(1)
-                    .is_some_and(|scope| scope == b"event");
+                // merchant \0 "event" \0 the event id
+                let mut parts = k.as_bytes().splitn(3, |b| *b == 0).skip(1);
+                let is_event = parts.next().is_some_and(|scope| scope == b"event");
                 if is_event {
-                    match decode_bin::<EventRecord>(v, "event") {
+                    let id = String::from_utf8_lossy(parts.next().unwrap_or_default());
+                    match EventRecord::from_stored(v, &id) {
                         Ok(e) => {
                             report.events += 1;
                             let credited: i64 = e.result.credited.iter().map(|c| c.points).sum();

@@ -6,7 +6,7 @@ use super::journal::encode_event_entry;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
     MemberRecord, MerchantSettings, OnExceed, PerksKept, Programme, Refused, TierChange,
-    TierResult, check_member_id, decode_bin, encode, encode_bin, fingerprint, lock,
+    TierResult, check_member_id, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
@@ -144,17 +144,13 @@ impl Engine {
             &mut batch,
         )?;
         if let Some((id, orig)) = &original {
-            batch.put(
-                Space::Idempotency,
-                event_key(merchant, id),
-                encode_bin(orig),
-            );
+            batch.put(Space::Idempotency, event_key(merchant, id), orig.stored(id));
         }
         put_budget(&mut batch, merchant, &budget);
         record.fingerprint = print;
         let value = record.result.clone();
         self.announce_event(&mut batch, merchant, event, &value);
-        batch.put(Space::Idempotency, key, encode_bin(&record));
+        batch.put(Space::Idempotency, key, record.stored(&event.id));
         self.record_event(&mut batch, merchant, event.occurred_at, entry);
         self.put_member(&mut batch, merchant, &mut rec);
         let ticket = self.apply(batch)?;
@@ -208,7 +204,7 @@ impl Engine {
         let Some(bytes) = self.storage.get(Space::Idempotency, key)? else {
             return Ok(None);
         };
-        let rec: EventRecord = decode_bin(&bytes, "event")?;
+        let rec = EventRecord::from_stored(&bytes, id)?;
         if rec.fingerprint != print && rec.fingerprint != legacy_print() {
             return Err(EngineError::Conflict {
                 scope: "event",

@@ -843,7 +843,7 @@ impl Engine {
             .storage
             .get(Space::Idempotency, &event_key(merchant, event))?
         {
-            Some(b) => Ok(Some(decode_bin(&b, "event")?)),
+            Some(b) => Ok(Some(EventRecord::from_stored(&b, event)?)),
             None => Ok(None),
         }
     }

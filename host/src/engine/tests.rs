@@ -404,21 +404,19 @@ fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
     // Rewrite the stored record as versions before session 18 wrote it: the
     // fingerprint of the member and the event's JSON.
     let key = events::event_key("air", "f-1");
-    let mut record: EventRecord = decode_bin(
-        &engine
-            .storage
-            .get(Space::Idempotency, &key)
-            .unwrap()
-            .unwrap(),
-        "event",
-    )
-    .unwrap();
+    let stored = engine
+        .storage
+        .get(Space::Idempotency, &key)
+        .unwrap()
+        .unwrap();
+    let mut record = EventRecord::from_stored(&stored, "f-1").unwrap();
     let old = fingerprint(&[b"ann", &encode(&event)]);
     assert_ne!(
         record.fingerprint, old,
         "the fingerprint is no longer the JSON's"
     );
     record.fingerprint = old;
+    // In the full form, as versions before session 20 stored every record.
     let mut batch = Batch::new();
     batch.put(Space::Idempotency, key, encode_bin(&record));
     engine
@@ -443,6 +441,102 @@ fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
         engine.post_event("air", "bob", &event),
         Err(EngineError::Conflict { .. })
     ));
+}
+
+fn refund(id: &str, of: &str, at: i64, minor: i64) -> Event {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "occurred_at": at, "kind": "refund", "original_event": of, "full": false,
+        "amount": { "minor": minor, "currency": "USD" }
+    }))
+    .unwrap()
+}
+
+#[test]
+fn event_records_are_stored_compact_and_read_back_whole() {
+    let (_dir, engine, _) = engine_with_ann();
+    let stored = |id: &str| {
+        engine
+            .storage
+            .get(Space::Idempotency, &events::event_key("air", id))
+            .unwrap()
+            .unwrap()
+    };
+    let first = engine
+        .durable(
+            engine
+                .post_event("air", "ann", &flight("f-1", NOW + 1))
+                .unwrap(),
+        )
+        .unwrap();
+    let bytes = stored("f-1");
+    assert_eq!(bytes[0], 0, "compact form");
+    let record = EventRecord::from_stored(&bytes, "f-1").unwrap();
+    assert_eq!(record.result, first);
+    assert_eq!(
+        (record.member.as_str(), record.kind.as_str()),
+        ("ann", "purchase")
+    );
+    assert_eq!(record.stored("f-1"), bytes);
+    // The raw fingerprint and the answer's member, kind and id, each written once.
+    let full = encode_bin(&record);
+    assert!(
+        bytes.len() + 40 < full.len(),
+        "{} against {}",
+        bytes.len(),
+        full.len()
+    );
+    // Under a key that is not the answer's event, the record keeps its full form.
+    assert_eq!(record.stored("f-2"), full);
+    assert_eq!(EventRecord::from_stored(&full, "f-2").unwrap(), record);
+
+    // A purchase stored in the full form, as before session 20: its retry replays and
+    // a partial refund reads it, and stores it back compact with the amount refunded.
+    let second = engine
+        .durable(
+            engine
+                .post_event("air", "ann", &flight("f-3", NOW + 2))
+                .unwrap(),
+        )
+        .unwrap();
+    let old = EventRecord::from_stored(&stored("f-3"), "f-3").unwrap();
+    let mut batch = Batch::new();
+    batch.put(
+        Space::Idempotency,
+        events::event_key("air", "f-3"),
+        encode_bin(&old),
+    );
+    engine
+        .durable(Done {
+            value: (),
+            ticket: engine.apply(batch).unwrap(),
+        })
+        .unwrap();
+    assert_ne!(stored("f-3")[0], 0, "full form");
+    let retry = engine
+        .durable(
+            engine
+                .post_event("air", "ann", &flight("f-3", NOW + 2))
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(retry, second);
+    let r = engine
+        .durable(
+            engine
+                .post_event("air", "ann", &refund("r-1", "f-3", NOW + 3, 30_620))
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(r.reversed > 0);
+    let after = stored("f-3");
+    assert_eq!(after[0], 0, "written back compact");
+    let purchase = EventRecord::from_stored(&after, "f-3").unwrap();
+    assert_eq!(purchase.refunded, 30_620);
+    assert_eq!(purchase.result, second);
+    // The consistency check reads every event record, either form, by its key.
+    let report = engine.check("air").unwrap();
+    assert_eq!(report.problems, Vec::<String>::new());
+    assert_eq!(report.events, 3);
 }
 
 /// Grants two perks valid for 1,000 s after enrolment: an unlimited one and one of two
