@@ -443,6 +443,13 @@ fn an_event_recorded_with_the_old_json_fingerprint_still_replays_its_retry() {
     ));
 }
 
+/// Post `event` for `member` of "air" and wait until it is durable.
+fn post(engine: &Engine, member: &str, event: &Event) -> EventResult {
+    engine
+        .durable(engine.post_event("air", member, event).unwrap())
+        .unwrap()
+}
+
 fn refund(id: &str, of: &str, at: i64, minor: i64) -> Event {
     serde_json::from_value(serde_json::json!({
         "id": id, "occurred_at": at, "kind": "refund", "original_event": of, "full": false,
@@ -461,13 +468,7 @@ fn event_records_are_stored_compact_and_read_back_whole() {
             .unwrap()
             .unwrap()
     };
-    let first = engine
-        .durable(
-            engine
-                .post_event("air", "ann", &flight("f-1", NOW + 1))
-                .unwrap(),
-        )
-        .unwrap();
+    let first = post(&engine, "ann", &flight("f-1", NOW + 1));
     let bytes = stored("f-1");
     assert_eq!(bytes[0], 0, "compact form");
     let record = EventRecord::from_stored(&bytes, "f-1").unwrap();
@@ -491,13 +492,7 @@ fn event_records_are_stored_compact_and_read_back_whole() {
 
     // A purchase stored in the full form, as before session 20: its retry replays and
     // a partial refund reads it, and stores it back compact with the amount refunded.
-    let second = engine
-        .durable(
-            engine
-                .post_event("air", "ann", &flight("f-3", NOW + 2))
-                .unwrap(),
-        )
-        .unwrap();
+    let second = post(&engine, "ann", &flight("f-3", NOW + 2));
     let old = EventRecord::from_stored(&stored("f-3"), "f-3").unwrap();
     let mut batch = Batch::new();
     batch.put(
@@ -512,21 +507,9 @@ fn event_records_are_stored_compact_and_read_back_whole() {
         })
         .unwrap();
     assert_ne!(stored("f-3")[0], 0, "full form");
-    let retry = engine
-        .durable(
-            engine
-                .post_event("air", "ann", &flight("f-3", NOW + 2))
-                .unwrap(),
-        )
-        .unwrap();
+    let retry = post(&engine, "ann", &flight("f-3", NOW + 2));
     assert_eq!(retry, second);
-    let r = engine
-        .durable(
-            engine
-                .post_event("air", "ann", &refund("r-1", "f-3", NOW + 3, 30_620))
-                .unwrap(),
-        )
-        .unwrap();
+    let r = post(&engine, "ann", &refund("r-1", "f-3", NOW + 3, 30_620));
     assert!(r.reversed > 0);
     let after = stored("f-3");
     assert_eq!(after[0], 0, "written back compact");
