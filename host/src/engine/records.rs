@@ -273,9 +273,10 @@ pub struct EventRecord {
 const EVENT_COMPACT: u8 = 0;
 
 /// An event record as [`EventRecord::stored`] writes it, after [`EVENT_COMPACT`]: the
-/// fingerprint as its 32 bytes rather than 64 hex digits, and the member, the kind and
-/// the event id once (the event id is the record's key) rather than again in the
-/// answer. About 60 of the airline's 300 bytes an event.
+/// fingerprint, and the plugin version when it is a content hash (as every uploaded
+/// plugin's is), as their 32 bytes rather than 64 hex digits, and the member, the kind
+/// and the event id once (the event id is the record's key) rather than again in the
+/// answer.
 #[derive(Serialize)]
 struct CompactRef<'a> {
     fingerprint: [u8; 32],
@@ -286,6 +287,9 @@ struct CompactRef<'a> {
     earned: &'a [Earned],
     qualifying: &'a [bool],
     refunded: i64,
+    /// The plugin version when it is a SHA-256 in lower-case hex; `plugin_version`
+    /// is then empty.
+    version_hash: Option<[u8; 32]>,
     plugin_version: &'a str,
     credited: &'a [Credited],
     refused: &'a [Refused],
@@ -308,6 +312,7 @@ struct Compact {
     earned: Vec<Earned>,
     qualifying: Vec<bool>,
     refunded: i64,
+    version_hash: Option<[u8; 32]>,
     plugin_version: String,
     credited: Vec<Credited>,
     refused: Vec<Refused>,
@@ -319,20 +324,26 @@ struct Compact {
     balance: Balance,
 }
 
+/// The 32 bytes of a SHA-256 written as 64 lower-case hex digits, or `None` for any
+/// other text (which would not be written back the same).
+fn raw_sha256(text: &str) -> Option<[u8; 32]> {
+    crate::domain::decode_hex(text)
+        .filter(|raw| crate::domain::hex(raw) == text)
+        .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
+}
+
 impl EventRecord {
     /// The record as stored under the idempotency key of event `id`: compact when its
     /// answer names this member, kind and event and its fingerprint is a SHA-256 in
     /// lower-case hex (as every record the engine makes), in full otherwise.
     pub(crate) fn stored(&self, id: &str) -> Vec<u8> {
         let r = &self.result;
-        let raw = crate::domain::decode_hex(&self.fingerprint)
-            .filter(|raw| crate::domain::hex(raw) == self.fingerprint)
-            .and_then(|raw| <[u8; 32]>::try_from(raw).ok());
-        let Some(fingerprint) =
-            raw.filter(|_| r.event == id && r.member == self.member && r.kind == self.kind)
+        let Some(fingerprint) = raw_sha256(&self.fingerprint)
+            .filter(|_| r.event == id && r.member == self.member && r.kind == self.kind)
         else {
             return super::encode_bin(self);
         };
+        let version_hash = raw_sha256(&r.plugin_version);
         let compact = CompactRef {
             fingerprint,
             member: &self.member,
@@ -342,7 +353,11 @@ impl EventRecord {
             earned: &self.earned,
             qualifying: &self.qualifying,
             refunded: self.refunded,
-            plugin_version: &r.plugin_version,
+            version_hash,
+            plugin_version: match version_hash {
+                Some(_) => "",
+                None => &r.plugin_version,
+            },
             credited: &r.credited,
             refused: &r.refused,
             reversed: r.reversed,
@@ -375,7 +390,10 @@ impl EventRecord {
                 event: id.to_string(),
                 member: c.member.clone(),
                 kind: c.kind.clone(),
-                plugin_version: c.plugin_version,
+                plugin_version: match c.version_hash {
+                    Some(hash) => crate::domain::hex(&hash),
+                    None => c.plugin_version,
+                },
                 credited: c.credited,
                 refused: c.refused,
                 reversed: c.reversed,

@@ -486,6 +486,15 @@ fn event_records_are_stored_compact_and_read_back_whole() {
         bytes.len(),
         full.len()
     );
+    // An uploaded plugin's version, a content hash, is kept as its 32 bytes too.
+    let mut hashed = record.clone();
+    hashed.result.plugin_version = crate::domain::hex(&[7; 32]);
+    let hashed_bytes = hashed.stored("f-1");
+    assert_eq!(
+        EventRecord::from_stored(&hashed_bytes, "f-1").unwrap(),
+        hashed
+    );
+    assert!(hashed_bytes.len() + 70 < encode_bin(&hashed).len());
     // Under a key that is not the answer's event, the record keeps its full form.
     assert_eq!(record.stored("f-2"), full);
     assert_eq!(EventRecord::from_stored(&full, "f-2").unwrap(), record);
