@@ -191,28 +191,25 @@ fn main() {
             .collect()
     });
     let runs = |k: usize| only.as_ref().is_none_or(|o| o.contains(&k));
-    eprintln!(
-        "enrolling {members} members in each of {} engines",
-        setups.len()
-    );
-    for (name, engine) in setups
+    // The setups whose phases run.
+    let chosen: Vec<_> = setups
         .iter()
         .enumerate()
         .filter(|(k, _)| runs(*k))
         .map(|(_, s)| s)
-    {
+        .collect();
+    eprintln!(
+        "enrolling {members} members in each of {} engines",
+        setups.len()
+    );
+    for (name, engine) in &chosen {
         let rate = runtime.block_on(drive(engine, members, concurrency, enrol));
         eprintln!("  {name}: {rate:.0} enrolments/s");
     }
 
     // The cost of one operation on one thread, before durability (no waiting for
     // flushes): where the time goes when the rates are low.
-    for (name, engine) in setups
-        .iter()
-        .enumerate()
-        .filter(|(k, _)| runs(*k))
-        .map(|(_, s)| s)
-    {
+    for (name, engine) in &chosen {
         let n = 5_000;
         let started = Instant::now();
         for i in 0..n {
