@@ -151,15 +151,40 @@ impl schemars::JsonSchema for State {
     }
 }
 
-/// Hex (as [`hex`] writes it) back to bytes; `None` unless the characters pair up.
+/// Hex digits (lower- or upper-case) back to bytes; `None` unless every character is
+/// a hex digit and they pair up. (Not `u8::from_str_radix`, which takes a sign: it
+/// would read "+f" as 15.)
 pub(crate) fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
         .collect()
+}
+
+/// The value of one hex digit, either case.
+fn hex_digit(c: u8) -> Option<u8> {
+    char::from(c).to_digit(16).map(|d| d as u8)
+}
+
+/// `s` as the 32 bytes it spells if it is exactly 64 lower-case hex digits (a SHA-256
+/// as [`hex`] writes it), so that writing the bytes back with [`hex`] gives `s` again.
+pub(crate) fn sha256_from_hex(s: &str) -> Option<[u8; 32]> {
+    let digits = s.as_bytes();
+    if digits.len() != 64
+        || !digits
+            .iter()
+            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(out)
 }
 
 /// One line of a purchase.
@@ -542,5 +567,26 @@ mod hex_tests {
     fn hex_is_lowercase_and_two_digits_a_byte() {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
         assert_eq!(super::hex(&[]), "");
+    }
+
+    #[test]
+    fn hex_reads_back_digits_only() {
+        use super::{decode_hex, sha256_from_hex};
+        assert_eq!(decode_hex("000fA5ff"), Some(vec![0x00, 0x0f, 0xa5, 0xff]));
+        assert_eq!(decode_hex(""), Some(vec![]));
+        // A sign is not a digit, though `u8::from_str_radix` would take "+f".
+        assert_eq!(decode_hex("+f"), None);
+        assert_eq!(decode_hex("0g"), None);
+        assert_eq!(decode_hex("abc"), None);
+        let digest: Vec<u8> = (0..32).map(|i| i * 7 + 3).collect();
+        let text = super::hex(&digest);
+        assert_eq!(sha256_from_hex(&text).map(Vec::from), Some(digest));
+        assert_eq!(
+            sha256_from_hex(&text.to_uppercase()),
+            None,
+            "lower case only"
+        );
+        assert_eq!(sha256_from_hex(&text[..62]), None);
+        assert_eq!(sha256_from_hex(&format!("+{}", &text[1..])), None);
     }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Attributes, Money, Quote, RedemptionRequest, State, TierProgress, Timestamp};
+use crate::domain::{
+    Attributes, Money, Quote, RedemptionRequest, State, TierProgress, Timestamp, sha256_from_hex,
+};
 use crate::ledger::{Account, Balance, Earned, Line, Taken};
 use crate::stats::ActivityStats;
 
@@ -324,26 +326,18 @@ struct Compact {
     balance: Balance,
 }
 
-/// The 32 bytes of a SHA-256 written as 64 lower-case hex digits, or `None` for any
-/// other text (which would not be written back the same).
-fn raw_sha256(text: &str) -> Option<[u8; 32]> {
-    crate::domain::decode_hex(text)
-        .filter(|raw| crate::domain::hex(raw) == text)
-        .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
-}
-
 impl EventRecord {
     /// The record as stored under the idempotency key of event `id`: compact when its
     /// answer names this member, kind and event and its fingerprint is a SHA-256 in
     /// lower-case hex (as every record the engine makes), in full otherwise.
     pub(crate) fn stored(&self, id: &str) -> Vec<u8> {
         let r = &self.result;
-        let Some(fingerprint) = raw_sha256(&self.fingerprint)
+        let Some(fingerprint) = sha256_from_hex(&self.fingerprint)
             .filter(|_| r.event == id && r.member == self.member && r.kind == self.kind)
         else {
             return super::encode_bin(self);
         };
-        let version_hash = raw_sha256(&r.plugin_version);
+        let version_hash = sha256_from_hex(&r.plugin_version);
         let compact = CompactRef {
             fingerprint,
             member: &self.member,
@@ -367,9 +361,11 @@ impl EventRecord {
             new_perks: &r.new_perks,
             balance: &r.balance,
         };
-        let mut out = vec![EVENT_COMPACT];
-        out.extend(super::encode_bin(&compact));
-        out
+        // The marker and the record in one buffer, sized for a typical record.
+        let mut out = Vec::with_capacity(256);
+        out.push(EVENT_COMPACT);
+        // Serialising our records cannot fail (see `encode_bin`).
+        postcard::to_extend(&compact, out).unwrap_or_default()
     }
 
     /// An event record stored by [`EventRecord::stored`] (either form) under the

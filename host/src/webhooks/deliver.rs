@@ -102,28 +102,14 @@ pub fn verify_signature(
     // Every `v1` is checked (a sender rotating secrets may send two); the MAC
     // comparison is constant-time (`verify_slice`).
     for s in sigs {
-        let Some(bytes) = unhex(s) else { continue };
+        let Some(bytes) = crate::domain::decode_hex(s) else {
+            continue;
+        };
         if mac(secret, t, body).verify_slice(&bytes).is_ok() {
             return Ok(());
         }
     }
     Err(SignatureError::Mismatch)
-}
-
-/// Lower- or upper-case hex to bytes; `None` unless every character is a hex digit
-/// and they pair up.
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| {
-            let hi = char::from(p[0]).to_digit(16)?;
-            let lo = char::from(p[1]).to_digit(16)?;
-            Some((hi * 16 + lo) as u8)
-        })
-        .collect()
 }
 
 pub(super) fn record_key(merchant: &str, id: &str) -> Key {
