@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_one_point::OnePoint;
-use common::{T0, env, flight, settings};
+use common::{T0, drive, env, flight, median, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
 use loyalty_host::engine::{Engine, EnrolRequest, GroupCommit};
@@ -59,28 +59,6 @@ fn native_engine(dir: &Path, programme: Arc<dyn loyalty_host::engine::Programme>
         .durable(engine.create_merchant(settings()).unwrap())
         .unwrap();
     engine
-}
-
-/// Run `n` operations built by `op(i)` with `concurrency` in flight; return ops/s.
-async fn drive<F>(engine: &Arc<Engine>, n: usize, concurrency: usize, op: F) -> f64
-where
-    F: Fn(usize, &Arc<Engine>) -> tokio::task::JoinHandle<()> + Send + Sync,
-{
-    let started = Instant::now();
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let h = op(i, engine);
-        handles.push(tokio::spawn(async move {
-            h.await.unwrap();
-            drop(permit);
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
@@ -132,11 +110,6 @@ impl Cpu {
             process * 1e6 / n as f64,
         )
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 fn main() {

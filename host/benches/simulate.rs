@@ -12,41 +12,13 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
-use common::{T0, env, flight, settings};
+use common::{T0, drive, env, flight, median, settings};
 use loyalty_host::app::{App, Options};
-use loyalty_host::engine::{Engine, EnrolRequest, Recorded};
+use loyalty_host::engine::{EnrolRequest, Recorded};
 use loyalty_host::jobs::Counters;
 use loyalty_host::simulate::{self, Contender, Source};
-
-/// Run `n` live operations built by `op(i)` with `concurrency` in flight; ops/s.
-async fn drive<F>(engine: &Arc<Engine>, n: usize, concurrency: usize, op: F) -> f64
-where
-    F: Fn(usize, Arc<Engine>) -> tokio::task::JoinHandle<()>,
-{
-    let started = Instant::now();
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
-    let mut handles = Vec::with_capacity(n);
-    for i in 0..n {
-        let permit = sem.clone().acquire_owned().await.unwrap();
-        let h = op(i, engine.clone());
-        handles.push(tokio::spawn(async move {
-            h.await.unwrap();
-            drop(permit);
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    n as f64 / started.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
 
 fn main() {
     let members = env("MEMBERS", 50_000);
@@ -92,6 +64,7 @@ fn main() {
         .unwrap();
     let engine = app.engine.clone();
     let enrolled = runtime.block_on(drive(&engine, members, 256, |i, e| {
+        let e = e.clone();
         tokio::spawn(async move {
             let req = EnrolRequest {
                 member: format!("m{i}"),
@@ -107,6 +80,7 @@ fn main() {
     let mut live = Vec::new();
     for round in 0..rounds {
         let rate = runtime.block_on(drive(&engine, live_events, 256, move |i, e| {
+            let e = e.clone();
             tokio::spawn(async move {
                 let member = format!("m{}", (i * 7_919) % members);
                 let event = flight(format!("r{round}-e{i}"), T0 + 60 + i as i64);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loyalty_host::domain::Event;
 use loyalty_host::engine::{Engine, FixedProgrammes, MerchantSettings, Programme};
@@ -49,4 +49,33 @@ pub fn native_engine(
     programmes.set("air", programme);
     let pool = Arc::new(PluginPool::new(threads, threads, Duration::from_secs(60)));
     Arc::new(Engine::new(storage, programmes, pool))
+}
+
+/// Run `n` operations, each a task spawned by `op(i, engine)`, with `concurrency` in
+/// flight; return how many finished a second.
+pub async fn drive<F>(engine: &Arc<Engine>, n: usize, concurrency: usize, op: F) -> f64
+where
+    F: Fn(usize, &Arc<Engine>) -> tokio::task::JoinHandle<()> + Send + Sync,
+{
+    let started = Instant::now();
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let permit = sem.clone().acquire_owned().await.unwrap();
+        let h = op(i, engine);
+        handles.push(tokio::spawn(async move {
+            h.await.unwrap();
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// The median of `v` (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
 }
