@@ -5,6 +5,15 @@ use super::*;
 const DAY: i64 = 86_400;
 const T0: i64 = 1_790_000_000;
 
+/// A balance: available, pending, debt.
+fn bal(available: i64, pending: i64, debt: i64) -> Balance {
+    Balance {
+        available,
+        pending,
+        debt,
+    }
+}
+
 #[test]
 fn spending_takes_the_lots_that_expire_first() {
     let mut a = Account::new();
@@ -101,35 +110,14 @@ fn a_refund_after_the_points_were_spent_records_a_debt_that_earnings_pay_off() {
     // The spent part of the lot is gone from the account; the record still knows.
     a.compact();
     assert_eq!(a.reverse(&mut p1, (1, 1), T0 + DAY, "refund", "rf-1"), 500);
-    assert_eq!(
-        a.balance(T0 + DAY),
-        Balance {
-            available: 0,
-            pending: 0,
-            debt: 400
-        }
-    );
+    assert_eq!(a.balance(T0 + DAY), bal(0, 0, 400));
     a.check(T0 + DAY).unwrap();
     a.credit(250, T0 + 2 * DAY, None, None, "purchase", Some("p-2"))
         .unwrap();
-    assert_eq!(
-        a.balance(T0 + 2 * DAY),
-        Balance {
-            available: 0,
-            pending: 0,
-            debt: 150
-        }
-    );
+    assert_eq!(a.balance(T0 + 2 * DAY), bal(0, 0, 150));
     a.credit(200, T0 + 3 * DAY, None, None, "purchase", Some("p-3"))
         .unwrap();
-    assert_eq!(
-        a.balance(T0 + 3 * DAY),
-        Balance {
-            available: 50,
-            pending: 0,
-            debt: 0
-        }
-    );
+    assert_eq!(a.balance(T0 + 3 * DAY), bal(50, 0, 0));
     a.check(T0 + 3 * DAY).unwrap();
 }
 
@@ -160,14 +148,7 @@ fn adjustments_need_a_reason_and_an_author_and_can_create_debt() {
     a.adjust(50, T0, "goodwill", "alice@acme", "adj-1").unwrap();
     a.adjust(-80, T0, "fraud clawback", "bob@acme", "adj-2")
         .unwrap();
-    assert_eq!(
-        a.balance(T0),
-        Balance {
-            available: 0,
-            pending: 0,
-            debt: 30
-        }
-    );
+    assert_eq!(a.balance(T0), bal(0, 0, 30));
     let line = a.lines.last().unwrap();
     assert_eq!(
         (line.kind, line.points, line.by.as_deref()),
@@ -182,23 +163,9 @@ fn pending_points_pay_off_debt_when_they_mature() {
     a.adjust(-100, T0, "clawback", "ops", "adj-1").unwrap();
     a.credit(300, T0, None, Some(T0 + DAY), "purchase", Some("p-1"))
         .unwrap();
-    assert_eq!(
-        a.balance(T0),
-        Balance {
-            available: 0,
-            pending: 300,
-            debt: 100
-        }
-    );
+    assert_eq!(a.balance(T0), bal(0, 300, 100));
     a.settle(T0 + DAY);
-    assert_eq!(
-        a.balance(T0 + DAY),
-        Balance {
-            available: 200,
-            pending: 0,
-            debt: 0
-        }
-    );
+    assert_eq!(a.balance(T0 + DAY), bal(200, 0, 0));
     a.check(T0 + DAY).unwrap();
 }
 
@@ -255,22 +222,11 @@ fn credits_with_the_same_dates_share_a_lot() {
     );
     assert_eq!(
         a.balance(T0 + 2 * DAY),
-        Balance {
-            available: 50,
-            pending: 70,
-            debt: 150
-        },
+        bal(50, 70, 150),
         "150 of the bucket's 500 were left: the other 150 are owed"
     );
     a.settle(T0 + 2 * DAY);
-    assert_eq!(
-        a.balance(T0 + 2 * DAY),
-        Balance {
-            available: 0,
-            pending: 70,
-            debt: 100
-        }
-    );
+    assert_eq!(a.balance(T0 + 2 * DAY), bal(0, 70, 100));
     a.check(T0 + 2 * DAY).unwrap();
 
     // An emptied bucket is not filled again: the next credit opens a new lot.
