@@ -17,7 +17,7 @@ use loyalty_host::ledger::LineKind;
 use loyalty_host::pool::PluginPool;
 use loyalty_host::registry::{Registry, cache_dir};
 use loyalty_host::sandbox::{Limits, Sandbox};
-use loyalty_host::storage::{SledStorage, Storage};
+use loyalty_host::storage::{Key, SledStorage, Space, Storage};
 
 use common::{NOW, merchant_settings as merchant, plugin_bytes};
 
@@ -198,6 +198,22 @@ fn enrolling_with_a_referral_code_rewards_both_sides() {
     ));
     h.check_invariant("ann", NOW + 10);
     h.check_invariant("bob", NOW + 10);
+    // The referrer's event record is stored like any event's (compact: a leading 0)
+    // and reads back: the consistency check reads every event record by its key.
+    let referral = h
+        .engine
+        .storage()
+        .get(
+            Space::Idempotency,
+            &Key::merchant("acme", &[b"event", b"referral:bob"]),
+        )
+        .unwrap()
+        .expect("the referrer's event record");
+    assert_eq!(referral[0], 0, "compact form");
+    assert_eq!(
+        h.engine.check("acme").unwrap().problems,
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::journal::encode_event_entry;
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
     MerchantSettings, OperationRecord, PerksKept, Programme, Recorded, TierChange, check_member_id,
-    decode, decode_bin, encode, encode_bin, fingerprint, lock,
+    decode, decode_bin, encode, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
@@ -374,7 +374,7 @@ impl Engine {
             batch.put(
                 Space::Idempotency,
                 event_key(merchant, &event.id),
-                encode_bin(&record),
+                record.stored(&event.id),
             );
             self.put_member(&mut batch, merchant, r);
         }
