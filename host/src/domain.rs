@@ -173,16 +173,13 @@ fn hex_digit(c: u8) -> Option<u8> {
 /// as [`hex`] writes it), so that writing the bytes back with [`hex`] gives `s` again.
 pub(crate) fn sha256_from_hex(s: &str) -> Option<[u8; 32]> {
     let digits = s.as_bytes();
-    if digits.len() != 64
-        || !digits
-            .iter()
-            .all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if digits.len() != 64 {
         return None;
     }
+    let lower = |c: u8| hex_digit(c).filter(|_| !c.is_ascii_uppercase());
     let mut out = [0u8; 32];
     for (byte, pair) in out.iter_mut().zip(digits.chunks(2)) {
-        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+        *byte = lower(pair[0])? << 4 | lower(pair[1])?;
     }
     Some(out)
 }
