@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bench_one_point::OnePoint;
-use common::{T0, drive, env, flight, median, settings};
+use common::{T0, drive, enrol, env, flight, median, settings};
 use loyalty_host::app::{App, Options};
 use loyalty_host::engine::native::Native;
-use loyalty_host::engine::{Engine, EnrolRequest, GroupCommit};
+use loyalty_host::engine::{Engine, GroupCommit};
 use loyalty_host::storage::{Batch, Key, SledStorage, Space, Storage, appended};
 
 /// The time an event posted now happened: the seconds since the run started, after
@@ -59,20 +59,6 @@ fn native_engine(dir: &Path, programme: Arc<dyn loyalty_host::engine::Programme>
         .durable(engine.create_merchant(settings()).unwrap())
         .unwrap();
     engine
-}
-
-fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
-    let e = e.clone();
-    tokio::spawn(async move {
-        let req = EnrolRequest {
-            member: format!("m{i}"),
-            enrolled_at: T0,
-            ..Default::default()
-        };
-        e.submit("air", move |e| e.enrol("air", &req))
-            .await
-            .unwrap();
-    })
 }
 
 /// The pause before each phase (see the round loop).

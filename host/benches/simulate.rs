@@ -14,9 +14,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{T0, drive, env, flight, median, settings};
+use common::{T0, drive, enrol, env, flight, median, settings};
 use loyalty_host::app::{App, Options};
-use loyalty_host::engine::{EnrolRequest, Recorded};
+use loyalty_host::engine::Recorded;
 use loyalty_host::jobs::Counters;
 use loyalty_host::simulate::{self, Contender, Source};
 
@@ -63,19 +63,7 @@ fn main() {
         .build()
         .unwrap();
     let engine = app.engine.clone();
-    let enrolled = runtime.block_on(drive(&engine, members, 256, |i, e| {
-        let e = e.clone();
-        tokio::spawn(async move {
-            let req = EnrolRequest {
-                member: format!("m{i}"),
-                enrolled_at: T0,
-                ..Default::default()
-            };
-            e.submit("air", move |e| e.enrol("air", &req))
-                .await
-                .unwrap();
-        })
-    }));
+    let enrolled = runtime.block_on(drive(&engine, members, 256, enrol));
     eprintln!("live: {members} enrolments at {enrolled:.0}/s");
     let mut live = Vec::new();
     for round in 0..rounds {

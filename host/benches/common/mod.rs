@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use loyalty_host::domain::Event;
-use loyalty_host::engine::{Engine, FixedProgrammes, MerchantSettings, Programme};
+use loyalty_host::engine::{Engine, EnrolRequest, FixedProgrammes, MerchantSettings, Programme};
 use loyalty_host::pool::PluginPool;
 use loyalty_host::storage::{SledStorage, Storage};
 
@@ -72,6 +72,22 @@ where
         h.await.unwrap();
     }
     n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Enrol member `m{i}` of "air" at `T0` through the plugin pool, durably, in a task of
+/// its own (an operation for [`drive`]).
+pub fn enrol(i: usize, e: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    let e = e.clone();
+    tokio::spawn(async move {
+        let req = EnrolRequest {
+            member: format!("m{i}"),
+            enrolled_at: T0,
+            ..Default::default()
+        };
+        e.submit("air", move |e| e.enrol("air", &req))
+            .await
+            .unwrap();
+    })
 }
 
 /// The median of `v` (the upper one of an even count).
