@@ -95,6 +95,13 @@ pub struct Taken {
     pub lot: u64,
     /// Points taken from it.
     pub points: i64,
+    /// The lot's expiry, so that points put back after the lot was emptied and dropped
+    /// keep it (records from before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// The lot's pending-until, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_until: Option<Timestamp>,
 }
 
 /// The points one event earned into one lot, as its event record keeps them, so a
@@ -234,6 +241,8 @@ impl Account {
             taken.push(Taken {
                 lot: lot.id,
                 points: n,
+                expires_at: lot.expires_at,
+                pending_until: lot.pending_until,
             });
         }
         (taken, left)
@@ -332,17 +341,18 @@ impl Account {
         Ok(taken)
     }
 
-    /// Put back the points a cancelled redemption took, into the lots they came from
-    /// (keeping their expiry; a lot expired meanwhile expires again at the next
-    /// settle, with its own line).
+    /// Put back the points a cancelled redemption took, into the lots they came from,
+    /// keeping their dates: points whose lot has expired meanwhile come back and expire
+    /// at once, each lot with its own line, so what the member holds afterwards is the
+    /// same whether or not the expiry had been applied before the cancellation.
     pub fn cancel_spend(&mut self, taken: &[Taken], at: Timestamp, reason: &str, reference: &str) {
         let mut total = 0;
         for t in taken {
             if let Some(lot) = self.lots.iter_mut().find(|l| l.id == t.lot) {
                 lot.remaining += t.points;
             } else {
-                // The lot was compacted away: restore its points as a new lot.
-                self.push_lot(t.points, at, None, None);
+                // The lot was emptied and dropped: restore its points with its dates.
+                self.push_lot(t.points, at, t.expires_at, t.pending_until);
             }
             total += t.points;
         }
@@ -355,8 +365,9 @@ impl Account {
                 Some(reference),
                 None,
             );
-            self.repay_debt(at);
         }
+        // Expires what came back into expired lots, then repays debt.
+        self.settle(at);
     }
 
     /// Reverse the points an event earned (`earned`, from its record) so that in
@@ -411,6 +422,8 @@ impl Account {
                 Some(reference),
                 None,
             );
+            // Debt is never held beside available points: they pay it at once.
+            self.repay_debt(at);
         }
         reversed_now
     }
@@ -431,6 +444,8 @@ impl Account {
         if points == 0 {
             return Err(LedgerError::NotPositive(0));
         }
+        // Expired points are neither available nor takeable: apply expiry up to now.
+        self.settle(at);
         if points > 0 {
             self.push_lot(points, at, None, None);
             self.line(
@@ -443,7 +458,6 @@ impl Account {
             );
             self.repay_debt(at);
         } else {
-            self.settle(at);
             let (_, left) = self.take(-points, at);
             self.debt += left;
             self.line(

@@ -107,6 +107,10 @@ pub struct Registry {
     // Compiled versions that are not active (for activation and simulation); the
     // mutex serialises compiles of the same version.
     compiled: Mutex<HashMap<(String, String), CompiledPlugin>>,
+    // Serialises activations and rollbacks (rare): each reads the activation history,
+    // appends to it, makes it durable and swaps the live version, and two at once
+    // would lose an entry or swap in a different order than they were written.
+    activating: Mutex<()>,
     stats: Stats,
 }
 
@@ -181,6 +185,7 @@ impl Registry {
             cache,
             active: RwLock::new(HashMap::new()),
             compiled: Mutex::new(HashMap::new()),
+            activating: Mutex::new(()),
             stats: Stats::default(),
         };
         let mut active = HashMap::new();
@@ -361,12 +366,37 @@ impl Registry {
         version: &str,
         now: Timestamp,
     ) -> Result<VersionInfo, RegistryError> {
+        self.activate_with(merchant, version, now, |_| Ok(()))
+    }
+
+    /// [`Registry::activate`], once `check` accepts the version (the caller's own
+    /// conditions, such as the merchant's config fitting its schema), with no other
+    /// activation between the check and the swap.
+    pub fn activate_with<E: From<RegistryError>>(
+        &self,
+        merchant: &str,
+        version: &str,
+        now: Timestamp,
+        check: impl FnOnce(&VersionInfo) -> Result<(), E>,
+    ) -> Result<VersionInfo, E> {
+        let _one = self.activating.lock().unwrap_or_else(|e| e.into_inner());
+        self.activate_locked(merchant, version, now, check)
+    }
+
+    fn activate_locked<E: From<RegistryError>>(
+        &self,
+        merchant: &str,
+        version: &str,
+        now: Timestamp,
+        check: impl FnOnce(&VersionInfo) -> Result<(), E>,
+    ) -> Result<VersionInfo, E> {
         let info =
             self.version(merchant, version)?
                 .ok_or_else(|| RegistryError::UnknownVersion {
                     merchant: merchant.to_string(),
                     version: version.to_string(),
                 })?;
+        check(&info)?;
         let plugin = self.compile(merchant, version)?;
         let mut record = self.active_record(merchant)?;
         record.history.push(Activation {
@@ -380,8 +410,8 @@ impl Registry {
             encode(&record),
         );
         // Durable before the swap: a restart never forgets an activation it reported.
-        self.storage.apply(batch)?;
-        self.storage.flush()?;
+        self.storage.apply(batch).map_err(RegistryError::from)?;
+        self.storage.flush().map_err(RegistryError::from)?;
         self.active
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -398,7 +428,19 @@ impl Registry {
 
     /// Activate the version that was active before the current one.
     pub fn rollback(&self, merchant: &str, now: Timestamp) -> Result<VersionInfo, RegistryError> {
+        self.rollback_with(merchant, now, |_| Ok(()))
+    }
+
+    /// [`Registry::rollback`], once `check` accepts the version it would go back to
+    /// (as [`Registry::activate_with`]).
+    pub fn rollback_with<E: From<RegistryError>>(
+        &self,
+        merchant: &str,
+        now: Timestamp,
+        check: impl FnOnce(&VersionInfo) -> Result<(), E>,
+    ) -> Result<VersionInfo, E> {
         check_merchant(merchant)?;
+        let _one = self.activating.lock().unwrap_or_else(|e| e.into_inner());
         let record = self.active_record(merchant)?;
         let current = record.history.last().map(|a| a.version.clone());
         let previous = record
@@ -409,7 +451,7 @@ impl Registry {
             .find(|v| Some(*v) != current.as_ref())
             .cloned()
             .ok_or_else(|| RegistryError::NothingToRollBack(merchant.to_string()))?;
-        self.activate(merchant, &previous, now)
+        self.activate_locked(merchant, &previous, now, check)
     }
 
     /// The merchant's active programme, if any.

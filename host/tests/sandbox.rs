@@ -182,6 +182,22 @@ fn an_oversized_output_is_refused() {
     );
 }
 
+/// An answer whose 30 strings all alias one 4 MiB buffer: copied out string by
+/// string it is 120 MiB, many times the output cap and the plugin's memory cap. The
+/// host stops copying at the store's hostcall fuel instead (before, it copied all
+/// 120 MiB and only then refused it: `size` was 125,829,385).
+#[test]
+fn an_aliased_output_is_refused_before_it_is_copied_whole() {
+    let sandbox = sandbox();
+    let failure = on_event_failure(&sandbox, "hostile-aliased-output");
+    let limits = sandbox.limits();
+    assert!(
+        matches!(failure, Failure::OutputTooLarge { size, limit }
+            if limit == limits.output_bytes && size > limit && size <= 4 * limits.output_bytes),
+        "{failure:?}"
+    );
+}
+
 #[test]
 fn outputs_that_break_the_rules_are_invalid_and_name_the_field() {
     let sandbox = sandbox();

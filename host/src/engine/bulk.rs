@@ -136,6 +136,13 @@ fn check_row<'a>(
     if row.balance > MAX_BALANCE {
         return Err(format!("balance: at most {MAX_BALANCE}"));
     }
+    if row.enrolled_at < super::EARLIEST {
+        return Err(format!(
+            "enrolled_at: {} is before {} (1970-01-01)",
+            row.enrolled_at,
+            super::EARLIEST
+        ));
+    }
     if row.enrolled_at > now {
         return Err(format!(
             "enrolled_at: {} is after the import ({now})",

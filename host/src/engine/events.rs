@@ -6,7 +6,7 @@ use super::journal::encode_event_entry;
 use super::{
     BudgetUsage, Credited, Ctx, Done, Engine, EngineError, Entitlement, EventRecord, EventResult,
     MemberRecord, MerchantSettings, OnExceed, PerksKept, Programme, Refused, TierChange,
-    TierResult, check_member_id, encode, encode_bin, fingerprint, lock,
+    TierResult, check_member_id, check_time, encode, encode_bin, fingerprint, lock,
 };
 use crate::domain::{Event, Money, Timestamp};
 use crate::ledger::Earned;
@@ -91,11 +91,23 @@ impl Engine {
         if event.id.is_empty() || event.id.len() > 128 {
             return Err(invalid("/event/id", "must be 1-128 characters"));
         }
+        if event.id.starts_with(REFERRAL_PREFIX) {
+            return Err(invalid(
+                "/event/id",
+                format!(
+                    "ids beginning {REFERRAL_PREFIX:?} are the engine's own (a referrer's reward)"
+                ),
+            ));
+        }
+        check_time(event.occurred_at, "/occurred_at")?;
+        check_amounts(event)?;
         let settings = self.merchant(merchant)?;
         let entry = encode_event_entry(member, event);
         let print = event_print(&entry);
         let key = event_key(merchant, &event.id);
-        let _g = self.lock_member(merchant, member);
+        // The event id is the merchant's, not the member's: two members posting one id
+        // at once must not both find it unused.
+        let _g = self.lock_member_and(merchant, member, "event", &event.id);
         if let Some(done) = self.replay_event(&key, &event.id, &print, || {
             legacy_event_print(member, event)
         })? {
@@ -305,7 +317,17 @@ impl Engine {
             }
             points -= reversed;
             r.original.refunded += r.amount;
-            spend = -r.amount;
+            // Spend counts purchases in the programme's currency: a refund takes back
+            // only what its purchase added.
+            if r.original.kind == "purchase" {
+                spend = -in_currency(
+                    &r.original.amount.as_ref().map(|m| Money {
+                        minor: r.amount,
+                        currency: m.currency.clone(),
+                    }),
+                    &settings.currency,
+                );
+            }
         } else if event.kind == "purchase" {
             spend = in_currency(&event.amount, &settings.currency);
         }
@@ -344,6 +366,7 @@ impl Engine {
             earned,
             qualifying,
             refunded: 0,
+            partner: event.partner.clone(),
             result: EventResult {
                 event: event.id.clone(),
                 member: rec.id.clone(),
@@ -498,6 +521,38 @@ fn perks_digest(perks: &[crate::domain::Perk]) -> u64 {
 }
 
 /// The amount in the programme currency's minor units (0 in another currency).
+/// The prefix of the ids of events the engine makes itself: a referrer's reward for
+/// member `m` is event `referral:m`. Posted events may not use it.
+pub(super) const REFERRAL_PREFIX: &str = "referral:";
+
+/// The largest amount of money an event may carry, in minor units (10^15: ten
+/// trillion in a currency of cents), so that a member's spend, summed over any
+/// number of purchases a lifetime holds, cannot overflow.
+pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+
+/// Refuse amounts beyond [`MAX_AMOUNT`] (negative ones the API's schema refuses).
+fn check_amounts(event: &Event) -> Result<(), EngineError> {
+    let bad = |m: i64| !(0..=MAX_AMOUNT).contains(&m);
+    if let Some(m) = event.amount.as_ref().filter(|m| bad(m.minor)) {
+        return Err(invalid(
+            "/amount/minor",
+            format!("must be from 0 to {MAX_AMOUNT}, not {}", m.minor),
+        ));
+    }
+    if let Some((i, item)) = event
+        .items
+        .iter()
+        .enumerate()
+        .find(|(_, it)| bad(it.amount))
+    {
+        return Err(invalid(
+            &format!("/items/{i}/amount"),
+            format!("must be from 0 to {MAX_AMOUNT}, not {}", item.amount),
+        ));
+    }
+    Ok(())
+}
+
 fn in_currency(amount: &Option<Money>, currency: &str) -> i64 {
     amount
         .as_ref()
@@ -552,6 +607,11 @@ fn refund_of<'a>(
         original: original_id.clone(),
         reason,
     };
+    // A refund for a partner (always so from a partner's key) reaches only that
+    // partner's purchases; another's answers as if it did not exist.
+    if event.partner.is_some() && original.partner != event.partner {
+        return Err(fail("no such event".into()));
+    }
     if original.member != member {
         return Err(fail("that event belongs to another member".into()));
     }
@@ -561,10 +621,24 @@ fn refund_of<'a>(
             original.kind
         )));
     }
-    let bought = original.amount.clone().unwrap_or(Money {
-        minor: 0,
-        currency: String::new(),
-    });
+    // A purchase nothing was paid for (a free item that earned a bonus, a partner
+    // purchase sent without its amount) is refunded whole, once.
+    let Some(bought) = original.amount.clone().filter(|m| m.minor > 0) else {
+        if event.amount.as_ref().is_some_and(|m| m.minor > 0) {
+            return Err(fail(
+                "the purchase had no amount: refund it in full, without one".into(),
+            ));
+        }
+        if original.refunded_whole() {
+            return Err(fail("the purchase is already fully refunded".into()));
+        }
+        return Ok(Refund {
+            original,
+            original_id,
+            fraction: (1, 1),
+            amount: 0,
+        });
+    };
     let asked = event.amount.clone().unwrap_or(Money {
         minor: 0,
         currency: String::new(),
@@ -590,11 +664,7 @@ fn refund_of<'a>(
             amount, left, bought.minor
         )));
     }
-    let fraction = if bought.minor == 0 {
-        (1, 1)
-    } else {
-        (original.refunded + amount, bought.minor)
-    };
+    let fraction = (original.refunded + amount, bought.minor);
     Ok(Refund {
         original,
         original_id,

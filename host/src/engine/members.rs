@@ -5,15 +5,16 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::invalid;
-use super::events::{BudgetState, event_key, event_print, put_budget};
+use super::events::{BudgetState, REFERRAL_PREFIX, event_key, event_print, put_budget};
 use super::journal::encode_event_entry;
 use super::{
     Ctx, Done, Engine, EngineError, Entitlement, EventRecord, MemberRecord, MemberStatus,
     MerchantSettings, OperationRecord, PerksKept, Programme, Recorded, TierChange, check_member_id,
-    decode, decode_bin, encode, fingerprint, lock,
+    check_time, decode, decode_bin, encode, fingerprint, lock,
 };
 use crate::domain::{Attributes, Event, State, Stats, TierProgress, Timestamp};
 use crate::ledger::{Account, Balance, Line};
+use crate::sandbox::MAX_CREDIT_POINTS;
 use crate::sandbox::convert::parse_date;
 use crate::sandbox::{Hook, Session};
 use crate::stats::ActivityStats;
@@ -250,6 +251,7 @@ impl Engine {
         req: &EnrolRequest,
     ) -> Result<Done<MemberView>, EngineError> {
         check_member_id(&req.member, "/member")?;
+        check_time(req.enrolled_at, "/enrolled_at")?;
         check_birthday(req.birthday.as_ref(), "/birthday")?;
         if req.attributes.len() > MAX_ATTRIBUTES {
             return Err(invalid(
@@ -343,7 +345,7 @@ impl Engine {
 
         if let Some(r) = referrer.as_mut() {
             let event = Event {
-                id: format!("referral:{}", rec.id),
+                id: format!("{REFERRAL_PREFIX}{}", rec.id),
                 occurred_at: at,
                 kind: "referral".into(),
                 amount: None,
@@ -760,12 +762,15 @@ impl Engine {
                 "an adjustment needs the name of who made it",
             ));
         }
-        if adj.points == 0 {
-            return Err(invalid("/points", "must not be 0"));
+        if adj.points == 0 || adj.points.unsigned_abs() > MAX_CREDIT_POINTS.unsigned_abs() {
+            return Err(invalid(
+                "/points",
+                format!("must not be 0, and at most {MAX_CREDIT_POINTS} either way"),
+            ));
         }
         let print = fingerprint(&[member.as_bytes(), &encode(adj)]);
         let key = Key::merchant(merchant, &[b"adjustment", adj.id.as_bytes()]);
-        let _g = self.lock_member(merchant, member);
+        let _g = self.lock_member_and(merchant, member, "adjustment", &adj.id);
         if let Some(done) = self.replay_operation(&key, "adjustment", &adj.id, &print)? {
             return Ok(done);
         }

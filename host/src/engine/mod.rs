@@ -130,6 +130,29 @@ pub fn valid_member_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/')
 }
 
+/// The earliest time an operation may name: 1970-01-01T00:00:00Z (seconds since the
+/// Unix epoch).
+pub const EARLIEST: Timestamp = 0;
+/// The latest time an operation may name: 9999-12-31T23:59:59Z. Between the two, a
+/// programme's date arithmetic (expiry years ahead, tier windows, days of the week)
+/// neither overflows nor leaves the calendar.
+pub const LATEST: Timestamp = 253_402_300_799;
+
+/// Refuse a time outside [`EARLIEST`]..=[`LATEST`], naming the field.
+fn check_time(at: Timestamp, pointer: &str) -> Result<(), EngineError> {
+    if (EARLIEST..=LATEST).contains(&at) {
+        Ok(())
+    } else {
+        Err(invalid(
+            pointer,
+            format!(
+                "must be seconds since the Unix epoch from {EARLIEST} (1970-01-01) to \
+                 {LATEST} (9999-12-31T23:59:59Z), not {at}"
+            ),
+        ))
+    }
+}
+
 fn check_member_id(id: &str, pointer: &str) -> Result<(), EngineError> {
     if valid_member_id(id) {
         Ok(())
@@ -467,6 +490,34 @@ impl Engine {
         lock(&self.stripes[self.stripe(merchant, member)])
     }
 
+    /// Lock a member and an operation id of the merchant (an event's, an adjustment's,
+    /// a consumption's, named by `scope`), in stripe order: the id's idempotency
+    /// record is the merchant's, so posts of one id for two members are serialised.
+    fn lock_member_and(
+        &self,
+        merchant: &str,
+        member: &str,
+        scope: &str,
+        id: &str,
+    ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (merchant, scope, id).hash(&mut h);
+        self.lock_stripes(
+            self.stripe(merchant, member),
+            (h.finish() as usize) % STRIPES,
+        )
+    }
+
+    /// Lock stripes `i` and `j` in order (one lock when they are the same).
+    fn lock_stripes(&self, i: usize, j: usize) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
+        if i == j {
+            return (lock(&self.stripes[i]), None);
+        }
+        let (lo, hi) = (i.min(j), i.max(j));
+        let first = lock(&self.stripes[lo]);
+        (first, Some(lock(&self.stripes[hi])))
+    }
+
     /// Lock two members in stripe order (one lock when they share a stripe).
     fn lock_two(
         &self,
@@ -474,13 +525,7 @@ impl Engine {
         a: &str,
         b: &str,
     ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
-        let (i, j) = (self.stripe(merchant, a), self.stripe(merchant, b));
-        if i == j {
-            return (lock(&self.stripes[i]), None);
-        }
-        let (lo, hi) = (i.min(j), i.max(j));
-        let first = lock(&self.stripes[lo]);
-        (first, Some(lock(&self.stripes[hi])))
+        self.lock_stripes(self.stripe(merchant, a), self.stripe(merchant, b))
     }
 
     fn member_key(merchant: &str, member: &str) -> Key {

@@ -267,6 +267,12 @@ pub struct EventRecord {
     pub refunded: i64,
     /// The answer given (and given again to a retry).
     pub result: EventResult,
+    /// The partner the event was posted for (a partner key's events always name their
+    /// partner), so that only that partner's key can refund it. Kept after the compact
+    /// form's fields, and only when there is one; records stored without it (full form,
+    /// or compact from before it was kept) read back as `None`.
+    #[serde(skip)]
+    pub partner: Option<String>,
 }
 
 /// The first byte of an event record in its compact stored form ([`EventRecord::stored`],
@@ -327,6 +333,11 @@ struct Compact {
 }
 
 impl EventRecord {
+    /// Whether every point the event earned has been reversed by refunds.
+    pub(crate) fn refunded_whole(&self) -> bool {
+        self.earned.iter().all(|e| e.reversed >= e.points)
+    }
+
     /// The record as stored under the idempotency key of event `id`: compact when its
     /// answer names this member, kind and event and its fingerprint is a SHA-256 in
     /// lower-case hex (as every record the engine makes), in full otherwise.
@@ -365,7 +376,11 @@ impl EventRecord {
         let mut out = Vec::with_capacity(256);
         out.push(EVENT_COMPACT);
         // Serialising our records cannot fail (see `encode_bin`).
-        postcard::to_extend(&compact, out).unwrap_or_default()
+        let out = postcard::to_extend(&compact, out).unwrap_or_default();
+        match &self.partner {
+            Some(partner) => postcard::to_extend(partner, out).unwrap_or_default(),
+            None => out,
+        }
     }
 
     /// An event record stored by [`EventRecord::stored`] (either form) under the
@@ -374,8 +389,16 @@ impl EventRecord {
         let Some((&EVENT_COMPACT, rest)) = bytes.split_first() else {
             return super::decode_bin(bytes, "event");
         };
-        let c: Compact = super::decode_bin(rest, "event")?;
+        let unreadable = |e: postcard::Error| {
+            super::EngineError::Storage(format!("stored event is unreadable: {e}"))
+        };
+        let (c, rest): (Compact, _) = postcard::take_from_bytes(rest).map_err(unreadable)?;
+        let partner = match rest {
+            [] => None,
+            rest => Some(postcard::from_bytes::<String>(rest).map_err(unreadable)?),
+        };
         Ok(EventRecord {
+            partner,
             fingerprint: crate::domain::hex(&c.fingerprint),
             at: c.at,
             amount: c.amount,

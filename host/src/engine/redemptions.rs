@@ -267,7 +267,7 @@ impl Engine {
             grant.unwrap_or("").as_bytes(),
         ]);
         let key = Key::merchant(merchant, &[b"consumption", consumption.as_bytes()]);
-        let _g = self.lock_member(merchant, member);
+        let _g = self.lock_member_and(merchant, member, "consumption", consumption);
         if let Some(done) = self.replay_operation(&key, "consumption", consumption, &print)? {
             return Ok(done);
         }

@@ -26,7 +26,20 @@ fn spending_takes_the_lots_that_expire_first() {
     let taken = a.spend(100, T0 + DAY, "reward", "r-1").unwrap();
     assert_eq!(
         taken,
-        [Taken { lot: 3, points: 70 }, Taken { lot: 2, points: 30 }]
+        [
+            Taken {
+                lot: 3,
+                points: 70,
+                expires_at: Some(T0 + 10 * DAY),
+                pending_until: None
+            },
+            Taken {
+                lot: 2,
+                points: 30,
+                expires_at: Some(T0 + 30 * DAY),
+                pending_until: None
+            }
+        ]
     );
     assert_eq!(a.balance(T0 + DAY).available, 120);
     a.check(T0 + DAY).unwrap();
@@ -222,8 +235,9 @@ fn credits_with_the_same_dates_share_a_lot() {
     );
     assert_eq!(
         a.balance(T0 + 2 * DAY),
-        bal(50, 70, 150),
-        "150 of the bucket's 500 were left: the other 150 are owed"
+        bal(0, 70, 100),
+        "150 of the bucket's 500 were left: the other 150 are owed, and the 50 points \
+         available pay that much of it at once"
     );
     a.settle(T0 + 2 * DAY);
     assert_eq!(a.balance(T0 + 2 * DAY), bal(0, 70, 100));

@@ -117,6 +117,11 @@ impl Sandbox {
             CallState::new(limits.memory_bytes, limits.log_lines, limits.log_line_bytes),
         );
         store.limiter(|s| s);
+        // What the host copies out of the guest in one lowering (an answer, a log
+        // line): wasmtime stops copying beyond this, so an answer whose strings or
+        // lists alias one buffer cannot make the host allocate many times the
+        // plugin's own memory before the output cap is checked.
+        store.set_hostcall_fuel(hostcall_fuel(limits));
         store.epoch_deadline_trap();
         self.arm(&mut store);
         store
@@ -395,7 +400,27 @@ impl CompiledPlugin {
 }
 
 /// Classify a failed call by the trap's type and what the store saw, never by text.
+/// The most a store lets the host copy out of the guest in one lowering: four times
+/// the output cap, as wasmtime counts the host's representation (a `String` per
+/// string, a struct per record), which is larger than the answer's own bytes.
+pub(crate) fn hostcall_fuel(limits: &super::Limits) -> usize {
+    limits.output_bytes.saturating_mul(4)
+}
+
+/// What wasmtime says when a lowering needs more than the store's hostcall fuel.
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
 fn classify(error: &wasmtime::Error, state: &CallState, limits: &super::Limits) -> Failure {
+    // The copy stopped at the hostcall fuel: the answer is larger than that, at least.
+    if error
+        .chain()
+        .any(|e| e.to_string().contains(HOSTCALL_FUEL_EXHAUSTED))
+    {
+        return Failure::OutputTooLarge {
+            size: hostcall_fuel(limits),
+            limit: limits.output_bytes,
+        };
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Failure::OutOfFuel {
             budget: limits.fuel,

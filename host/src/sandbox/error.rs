@@ -98,7 +98,8 @@ pub enum Failure {
     /// The output was larger than allowed.
     #[error("output too large ({size} bytes, limit {limit})")]
     OutputTooLarge {
-        /// Its size.
+        /// Its size; for an answer the host stopped copying out of the guest (see
+        /// `Store::set_hostcall_fuel`), what it had copied when it stopped.
         size: usize,
         /// The cap.
         limit: usize,

@@ -19,7 +19,7 @@ mod error;
 mod load;
 pub mod observe;
 mod state;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,7 +34,7 @@ pub use error::{Failure, Hook, HookError, LoadError};
 pub use load::{CompiledPlugin, componentize, is_core_module};
 pub use observe::HookMetrics;
 use state::CallState;
-pub use validate::valid_id;
+pub use validate::{MAX_CREDIT_POINTS, valid_id};
 
 /// The contract versions this host can run.
 pub const SUPPORTED_CONTRACTS: &[&str] = &["1.0.0"];

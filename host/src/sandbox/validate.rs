@@ -2,9 +2,6 @@
 //! and references to tiers and perks the programme declared. Each failure names the
 //! field at fault.
 
-use std::collections::HashSet;
-
-use super::Limits;
 use super::bindings::loyalty::program::types as wit;
 
 /// Largest number of points one credit may carry (a trillion: far above any real
@@ -26,7 +23,7 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-fn text(field: &str, value: &str, required: bool) -> Result<(), String> {
+pub(crate) fn text(field: &str, value: &str, required: bool) -> Result<(), String> {
     if required && value.trim().is_empty() {
         return Err(format!("{field} is empty"));
     }
@@ -36,7 +33,7 @@ fn text(field: &str, value: &str, required: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn id(field: &str, value: &str) -> Result<(), String> {
+pub(crate) fn id(field: &str, value: &str) -> Result<(), String> {
     if valid_id(value) {
         Ok(())
     } else {
@@ -46,7 +43,7 @@ fn id(field: &str, value: &str) -> Result<(), String> {
     }
 }
 
-fn count(field: &str, n: usize, max: usize) -> Result<(), String> {
+pub(crate) fn count(field: &str, n: usize, max: usize) -> Result<(), String> {
     if n > max {
         Err(format!("{field} has {n} entries, over {max}"))
     } else {
@@ -54,172 +51,222 @@ fn count(field: &str, n: usize, max: usize) -> Result<(), String> {
     }
 }
 
-fn money(field: &str, m: &wit::Money) -> Result<(), String> {
-    if m.currency.len() != 3 || !m.currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(format!(
-            "{field}.currency {:?} is not an ISO 4217 code",
-            m.currency
-        ));
-    }
-    if m.minor < 0 {
-        return Err(format!("{field}.minor is negative"));
-    }
-    Ok(())
-}
-
-/// A plugin error must carry a code and a message.
-pub fn plugin_error(e: &wit::PluginError) -> Result<(), String> {
-    id("error.code", &e.code)?;
-    text("error.message", &e.message, true)
-}
-
-/// Credits, state, badges and annotations.
-pub fn outcome(o: &wit::Outcome, now: i64, limits: &Limits) -> Result<(), String> {
-    count("credits", o.credits.len(), MAX_CREDITS)?;
-    for (i, c) in o.credits.iter().enumerate() {
-        if c.points <= 0 || c.points > MAX_CREDIT_POINTS {
-            return Err(format!(
-                "credits[{i}].points is {}, must be between 1 and {MAX_CREDIT_POINTS}",
-                c.points
-            ));
-        }
-        text(&format!("credits[{i}].reason"), &c.reason, true)?;
-        if let Some(exp) = c.expires_at
-            && exp <= now
-        {
-            return Err(format!(
-                "credits[{i}].expires-at {exp} is not after now ({now})"
-            ));
-        }
-        if let (Some(pending), Some(exp)) = (c.pending_until, c.expires_at)
-            && pending >= exp
-        {
-            return Err(format!(
-                "credits[{i}].pending-until {pending} is not before expires-at {exp}"
-            ));
-        }
-    }
-    if let Some(state) = &o.state
-        && state.len() > limits.state_bytes
-    {
-        return Err(format!(
-            "state is {} bytes, over {}",
-            state.len(),
-            limits.state_bytes
-        ));
-    }
-    count("badges", o.badges.len(), MAX_ITEMS)?;
-    for (i, b) in o.badges.iter().enumerate() {
-        id(&format!("badges[{i}]"), b)?;
-    }
-    count("annotations", o.annotations.len(), MAX_ITEMS)?;
-    for (i, a) in o.annotations.iter().enumerate() {
-        id(&format!("annotations[{i}].key"), &a.key)?;
-        text(&format!("annotations[{i}].value"), &a.value, false)?;
-    }
-    Ok(())
-}
-
-/// An enrolment: a known initial tier and a valid outcome.
-pub fn enrolment(
-    e: &wit::Enrolment,
-    tiers: &HashSet<String>,
-    now: i64,
-    limits: &Limits,
-) -> Result<(), String> {
-    if let Some(t) = &e.initial_tier
-        && !tiers.contains(t)
-    {
-        return Err(format!(
-            "initial-tier {t:?} is not one of the programme's tiers"
-        ));
-    }
-    outcome(&e.outcome, now, limits)
-}
-
-/// A tier decision naming known tiers.
-pub fn tier_decision(t: &wit::TierDecision, tiers: &HashSet<String>) -> Result<(), String> {
-    if !tiers.contains(&t.tier) {
-        return Err(format!(
-            "tier {:?} is not one of the programme's tiers",
-            t.tier
-        ));
-    }
-    text("reason", &t.reason, false)?;
-    if let Some(p) = &t.progress {
-        if !tiers.contains(&p.next_tier) {
-            return Err(format!(
-                "progress.next-tier {:?} is not one of the programme's tiers",
-                p.next_tier
-            ));
-        }
-        text("progress.metric", &p.metric, false)?;
-        if p.target < 0 {
-            return Err("progress.target is negative".into());
-        }
-    }
-    Ok(())
-}
-
-/// Perks from the declared catalogue, with grant keys.
-pub fn perks(list: &[wit::Perk], known: &HashSet<String>) -> Result<(), String> {
-    count("perks", list.len(), MAX_ITEMS)?;
-    for (i, p) in list.iter().enumerate() {
-        if !known.contains(&p.id) {
-            return Err(format!(
-                "perks[{i}].id {:?} is not in the programme's perk catalogue",
-                p.id
-            ));
-        }
-        text(&format!("perks[{i}].name"), &p.name, true)?;
-        if p.grant.is_empty() || p.grant.len() > 64 {
-            return Err(format!("perks[{i}].grant must be 1-64 bytes"));
-        }
-    }
-    Ok(())
-}
-
-/// Offers for the partner that was asked about.
-pub fn offers(list: &[wit::Offer], partner: &str) -> Result<(), String> {
-    count("offers", list.len(), MAX_ITEMS)?;
-    for (i, o) in list.iter().enumerate() {
-        id(&format!("offers[{i}].id"), &o.id)?;
-        if o.partner != partner {
-            return Err(format!(
-                "offers[{i}].partner {:?} is not the partner asked about ({partner:?})",
-                o.partner
-            ));
-        }
-        text(&format!("offers[{i}].title"), &o.title, true)?;
-        text(&format!("offers[{i}].description"), &o.description, false)?;
-        if let wit::OfferKind::BonusPoints(p) | wit::OfferKind::Reward(p) = o.kind
-            && !(0..=MAX_CREDIT_POINTS).contains(&p)
-        {
-            return Err(format!("offers[{i}].kind points {p} out of range"));
-        }
-    }
-    Ok(())
-}
-
-/// A quote with non-negative points and cash, or a rejection with a code.
-pub fn redemption_answer(a: &wit::RedemptionAnswer) -> Result<(), String> {
-    match a {
-        wit::RedemptionAnswer::Accept(q) => {
-            text("quote.reward", &q.reward, true)?;
-            if !(0..=MAX_CREDIT_POINTS).contains(&q.points) {
-                return Err(format!("quote.points {} out of range", q.points));
+/// The output rules over the generated types that the calling module has imported as
+/// `wit`: the sandbox's own bindings (here) and the SDK's (natively, in
+/// [`crate::engine::native`]), so a programme's answer is held to the same rules
+/// whether it ran in the sandbox or natively.
+macro_rules! validations {
+    () => {
+        fn money(field: &str, m: &wit::Money) -> Result<(), String> {
+            if m.currency.len() != 3 || !m.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(format!(
+                    "{field}.currency {:?} is not an ISO 4217 code",
+                    m.currency
+                ));
             }
-            if let Some(cash) = &q.cash {
-                money("quote.cash", cash)?;
+            if m.minor < 0 {
+                return Err(format!("{field}.minor is negative"));
             }
-            text("quote.description", &q.description, false)
+            Ok(())
         }
-        wit::RedemptionAnswer::Reject(r) => {
-            id("rejection.code", &r.code)?;
-            text("rejection.reason", &r.reason, true)
+
+        /// A plugin error must carry a code and a message.
+        pub fn plugin_error(e: &wit::PluginError) -> Result<(), String> {
+            $crate::sandbox::validate::id("error.code", &e.code)?;
+            $crate::sandbox::validate::text("error.message", &e.message, true)
         }
-    }
+
+        /// Credits, state, badges and annotations.
+        pub fn outcome(
+            o: &wit::Outcome,
+            now: i64,
+            limits: &$crate::sandbox::Limits,
+        ) -> Result<(), String> {
+            $crate::sandbox::validate::count(
+                "credits",
+                o.credits.len(),
+                $crate::sandbox::validate::MAX_CREDITS,
+            )?;
+            for (i, c) in o.credits.iter().enumerate() {
+                if c.points <= 0 || c.points > $crate::sandbox::validate::MAX_CREDIT_POINTS {
+                    return Err(format!(
+                        "credits[{i}].points is {}, must be between 1 and {}",
+                        c.points,
+                        $crate::sandbox::validate::MAX_CREDIT_POINTS
+                    ));
+                }
+                $crate::sandbox::validate::text(&format!("credits[{i}].reason"), &c.reason, true)?;
+                if let Some(exp) = c.expires_at
+                    && exp <= now
+                {
+                    return Err(format!(
+                        "credits[{i}].expires-at {exp} is not after now ({now})"
+                    ));
+                }
+                if let (Some(pending), Some(exp)) = (c.pending_until, c.expires_at)
+                    && pending >= exp
+                {
+                    return Err(format!(
+                        "credits[{i}].pending-until {pending} is not before expires-at {exp}"
+                    ));
+                }
+            }
+            if let Some(state) = &o.state
+                && state.len() > limits.state_bytes
+            {
+                return Err(format!(
+                    "state is {} bytes, over {}",
+                    state.len(),
+                    limits.state_bytes
+                ));
+            }
+            $crate::sandbox::validate::count(
+                "badges",
+                o.badges.len(),
+                $crate::sandbox::validate::MAX_ITEMS,
+            )?;
+            for (i, b) in o.badges.iter().enumerate() {
+                $crate::sandbox::validate::id(&format!("badges[{i}]"), b)?;
+            }
+            $crate::sandbox::validate::count(
+                "annotations",
+                o.annotations.len(),
+                $crate::sandbox::validate::MAX_ITEMS,
+            )?;
+            for (i, a) in o.annotations.iter().enumerate() {
+                $crate::sandbox::validate::id(&format!("annotations[{i}].key"), &a.key)?;
+                $crate::sandbox::validate::text(
+                    &format!("annotations[{i}].value"),
+                    &a.value,
+                    false,
+                )?;
+            }
+            Ok(())
+        }
+
+        /// An enrolment: a known initial tier and a valid outcome.
+        pub fn enrolment(
+            e: &wit::Enrolment,
+            tiers: &std::collections::HashSet<String>,
+            now: i64,
+            limits: &$crate::sandbox::Limits,
+        ) -> Result<(), String> {
+            if let Some(t) = &e.initial_tier
+                && !tiers.contains(t)
+            {
+                return Err(format!(
+                    "initial-tier {t:?} is not one of the programme's tiers"
+                ));
+            }
+            outcome(&e.outcome, now, limits)
+        }
+
+        /// A tier decision naming known tiers.
+        pub fn tier_decision(
+            t: &wit::TierDecision,
+            tiers: &std::collections::HashSet<String>,
+        ) -> Result<(), String> {
+            if !tiers.contains(&t.tier) {
+                return Err(format!(
+                    "tier {:?} is not one of the programme's tiers",
+                    t.tier
+                ));
+            }
+            $crate::sandbox::validate::text("reason", &t.reason, false)?;
+            if let Some(p) = &t.progress {
+                if !tiers.contains(&p.next_tier) {
+                    return Err(format!(
+                        "progress.next-tier {:?} is not one of the programme's tiers",
+                        p.next_tier
+                    ));
+                }
+                $crate::sandbox::validate::text("progress.metric", &p.metric, false)?;
+                if p.target < 0 {
+                    return Err("progress.target is negative".into());
+                }
+            }
+            Ok(())
+        }
+
+        /// Perks from the declared catalogue, with grant keys.
+        pub fn perks(
+            list: &[wit::Perk],
+            known: &std::collections::HashSet<String>,
+        ) -> Result<(), String> {
+            $crate::sandbox::validate::count(
+                "perks",
+                list.len(),
+                $crate::sandbox::validate::MAX_ITEMS,
+            )?;
+            for (i, p) in list.iter().enumerate() {
+                if !known.contains(&p.id) {
+                    return Err(format!(
+                        "perks[{i}].id {:?} is not in the programme's perk catalogue",
+                        p.id
+                    ));
+                }
+                $crate::sandbox::validate::text(&format!("perks[{i}].name"), &p.name, true)?;
+                if p.grant.is_empty() || p.grant.len() > 64 {
+                    return Err(format!("perks[{i}].grant must be 1-64 bytes"));
+                }
+            }
+            Ok(())
+        }
+
+        /// Offers for the partner that was asked about.
+        pub fn offers(list: &[wit::Offer], partner: &str) -> Result<(), String> {
+            $crate::sandbox::validate::count(
+                "offers",
+                list.len(),
+                $crate::sandbox::validate::MAX_ITEMS,
+            )?;
+            for (i, o) in list.iter().enumerate() {
+                $crate::sandbox::validate::id(&format!("offers[{i}].id"), &o.id)?;
+                if o.partner != partner {
+                    return Err(format!(
+                        "offers[{i}].partner {:?} is not the partner asked about ({partner:?})",
+                        o.partner
+                    ));
+                }
+                $crate::sandbox::validate::text(&format!("offers[{i}].title"), &o.title, true)?;
+                $crate::sandbox::validate::text(
+                    &format!("offers[{i}].description"),
+                    &o.description,
+                    false,
+                )?;
+                if let wit::OfferKind::BonusPoints(p) | wit::OfferKind::Reward(p) = o.kind
+                    && !(0..=$crate::sandbox::validate::MAX_CREDIT_POINTS).contains(&p)
+                {
+                    return Err(format!("offers[{i}].kind points {p} out of range"));
+                }
+            }
+            Ok(())
+        }
+
+        /// A quote with non-negative points and cash, or a rejection with a code.
+        pub fn redemption_answer(a: &wit::RedemptionAnswer) -> Result<(), String> {
+            match a {
+                wit::RedemptionAnswer::Accept(q) => {
+                    $crate::sandbox::validate::text("quote.reward", &q.reward, true)?;
+                    if !(0..=$crate::sandbox::validate::MAX_CREDIT_POINTS).contains(&q.points) {
+                        return Err(format!("quote.points {} out of range", q.points));
+                    }
+                    if let Some(cash) = &q.cash {
+                        money("quote.cash", cash)?;
+                    }
+                    $crate::sandbox::validate::text("quote.description", &q.description, false)
+                }
+                wit::RedemptionAnswer::Reject(r) => {
+                    $crate::sandbox::validate::id("rejection.code", &r.code)?;
+                    $crate::sandbox::validate::text("rejection.reason", &r.reason, true)
+                }
+            }
+        }
+    };
 }
+pub(crate) use validations;
+
+validations!();
 
 /// The approximate size in bytes of a hook's output: strings and lists by length,
 /// scalars by width. Used to enforce the output cap.
@@ -358,6 +405,7 @@ impl OutputSize for wit::RedemptionAnswer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::Limits;
 
     fn credit(points: i64) -> wit::Credit {
         wit::Credit {
