@@ -5,6 +5,7 @@ mod api;
 mod crash;
 mod dashboard;
 mod design;
+mod hardening;
 mod programmes;
 mod runner;
 mod webhooks;

@@ -3,11 +3,11 @@
 //! their own partner's events, read their own offers, and quote and commit their own
 //! redemptions; merchant keys may do all of it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::auth::{MerchantKey, PartnerScope};
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::types::{Consumption, OfferList, OffersQuery, Redemption};
 use super::{Answer, Api, ApiError, created, now, ok};
 use crate::domain::{Event, RedemptionRequest};
@@ -44,6 +44,7 @@ pub async fn events_post(
     Json(mut event): Json<Event>,
 ) -> Answer {
     own_partner(&partner, &mut event.partner, "/partner")?;
+    super::not_ahead(event.occurred_at, "/occurred_at")?;
     let m = merchant.clone();
     let result = api
         .engine()

@@ -4,11 +4,11 @@
 
 use std::path::PathBuf;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::auth::MerchantKey;
-use super::extract::{DataFile, Json, Query};
+use super::extract::{DataFile, Json, Path, Query};
 use super::types::{AnalyticsQuery, HistoryFile, LapsedQuery};
 use super::{Answer, Api, ApiError, now, ok, reply};
 use crate::analytics::{self, Period};
@@ -166,7 +166,8 @@ pub async fn histories_upload(
         let (mut operations, mut first_at, mut last_at) = (0, None, None);
         let mut errors = Vec::new();
         for (i, line) in std::io::BufReader::new(text).lines().enumerate() {
-            let line = line.map_err(|e| ApiError::invalid("", format!("line {}: {e}", i + 1)))?;
+            let line =
+                line.map_err(|e| ApiError::invalid(format!("/lines/{}", i + 1), e.to_string()))?;
             hash.update(line.as_bytes());
             hash.update(b"\n");
             if line.trim().is_empty() {

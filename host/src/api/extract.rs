@@ -69,26 +69,142 @@ fn unsupported(expected: &str, found: Option<String>) -> ApiError {
     )
 }
 
+/// A JSON value in which no object names a member twice (I-JSON, RFC 7493): with
+/// `{"id": "a", "id": "b"}` a reader that keeps the first and one that keeps the last
+/// would disagree about what was sent, so it is refused rather than read either way.
+struct Strict(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(serde_json::Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut object = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the member {key:?} appears twice in one object"
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(serde_json::Value::Object(object))
+    }
+}
+
 /// Parse and check a JSON body for `T`.
 pub fn parse_json<T: RequestBody>(api: &Api, bytes: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            "The body is not valid JSON",
-            format!("line {} column {}: {e}", e.line(), e.column()),
-        )
-    })?;
+    let value = serde_json::from_slice::<Strict>(bytes)
+        .map(|v| v.0)
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-json",
+                "The body is not valid JSON",
+                format!("line {} column {}: {e}", e.line(), e.column()),
+            )
+        })?;
     let errors = api.schemas().check::<T>(&value);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    serde_json::from_value(value).map_err(|e| {
+    // What the schema lets through and the Rust type still refuses (an integer out of
+    // its type's range, a whole number written with a fraction) is named by its pointer.
+    serde_path_to_error::deserialize(value).map_err(|e| {
         ApiError::validation(vec![FieldError {
-            pointer: String::new(),
-            message: e.to_string(),
+            pointer: json_pointer(e.path()),
+            message: e.inner().to_string(),
         }])
     })
+}
+
+/// The JSON pointer (RFC 6901) of a path serde took into a value.
+fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { .. } | Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+/// Path parameters of type `T`; a parameter that cannot be read (not UTF-8 once
+/// percent-decoded, or not of its type) is refused with a problem naming it.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-path",
+                "The path is not valid",
+                rejection.body_text(),
+            )),
+        }
+    }
 }
 
 impl<T: RequestBody> FromRequest<Api> for Json<T> {
@@ -125,8 +241,9 @@ impl FromRequest<Api> for Wasm {
 /// A data file upload (bulk imports, history files), streamed to a spool file under
 /// the data directory: JSON lines (`application/x-ndjson`, `application/jsonl`,
 /// `text/plain`) or
-/// CSV (`text/csv`), at most [`super::Limits::data_body`] bytes. The file is the
-/// handler's to move or remove.
+/// CSV (`text/csv`), at most [`super::Limits::data_body`] bytes. The handler may move
+/// the file; whatever is still at `path` when the `DataFile` is dropped is removed, so
+/// a refused upload leaves nothing in the spool.
 pub struct DataFile {
     /// Where the body was written.
     pub path: std::path::PathBuf,
@@ -213,6 +330,13 @@ impl FromRequest<Api> for DataFile {
             format,
             bytes,
         })
+    }
+}
+
+impl Drop for DataFile {
+    fn drop(&mut self) {
+        // Moved away (a history file kept) or removed already: nothing to do.
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

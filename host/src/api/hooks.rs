@@ -1,12 +1,13 @@
 //! Webhook endpoints and their deliveries (merchant keys).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::auth::MerchantKey;
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
+use super::idempotency::ShownOnce;
 use super::types::DeliveriesQuery;
-use super::{Answer, Api, ApiError, created, now, ok};
+use super::{Answer, Api, ApiError, created, now, ok, shown_once};
 use crate::webhooks::{EndpointList, EndpointRequest, WebhookError};
 
 impl From<WebhookError> for ApiError {
@@ -39,7 +40,7 @@ pub async fn webhooks_create(
         .webhooks()
         .create_endpoint(&merchant, &req, now())
         .await?;
-    Ok(created(&e))
+    Ok(shown_once(ShownOnce::WebhookSecret, created(&e)))
 }
 
 /// `GET /v1/merchants/{merchant}/webhooks`.

@@ -8,6 +8,15 @@
 //! An answer that carries a new key's token ([`ShownOnce`]) is sent but not kept: a
 //! retry gets a 409 `key-shown-once` instead, so the token is never stored.
 //!
+//! An answer that carries a member's personal data ([`PersonalData`]) is not kept
+//! either: a retry runs the request again, so no copy outlives the member's erasure.
+//!
+//! Only requests with a valid key are remembered: the key is checked before the body
+//! is read or anything replayed, so a revoked key gets no stored answer and a caller
+//! without a key stores nothing. Data files (bulk imports, history files) are not read
+//! whole: the handler streams them to disk as usual, and the layer hashes them on the
+//! way.
+//!
 //! Keys are scoped to the merchant of the path and to the caller's key (by digest of
 //! the token), so nobody can replay or block another caller's key. Answers 401, 403,
 //! 429 and 5xx are not stored: the caller can fix the cause and retry with the same
@@ -76,20 +85,167 @@ struct Stored {
     content_type: Option<String>,
     body: String,
     at: i64,
+    /// The answer carried personal data ([`PersonalData`]) and was not kept: a retry
+    /// runs the request again.
+    #[serde(default)]
+    rerun: bool,
 }
 
 /// The header.
 pub const HEADER: &str = "idempotency-key";
 
-/// Marks an answer that carries a secret shown once (a new key's token), which must
-/// not be kept: the layer sends it, but keeps in its place a 409 `key-shown-once`
-/// for any retry with the same key, so a retry neither creates a second key nor
-/// finds the token in storage, where keys otherwise exist only as digests.
-#[derive(Debug, Clone, Copy)]
-pub struct ShownOnce;
+/// Marks an answer that carries a secret shown once (a new key's token, a webhook
+/// endpoint's signing secret), which must not be kept: the layer sends it, but keeps
+/// in its place a 409 `key-shown-once` for any retry with the same key, so a retry
+/// neither creates a second one nor finds the secret in storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShownOnce {
+    /// A key's token (keys otherwise exist only as digests).
+    Key,
+    /// A webhook endpoint's signing secret.
+    WebhookSecret,
+}
 
 /// Largest stored answer.
 const ANSWER_MAX: usize = 4 << 20;
+
+/// Marks an answer that carries a member's personal data (a member's view: birthday,
+/// attributes, codes). Such an answer is sent but not kept: the layer keeps only the
+/// request's fingerprint, and a retry with the same key and request runs the request
+/// again, which the engine answers from its own state (an enrolment that happened is
+/// answered with the member, a profile update sets the same values), marked
+/// `Idempotent-Replayed: true` like any retry's answer. So no copy of a member's
+/// personal data outlives its erasure in a stored answer.
+#[derive(Debug, Clone, Copy)]
+pub struct PersonalData;
+
+/// The request's fingerprint before its body: method, URI and content type.
+fn head_hash(parts: &axum::http::request::Parts) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(parts.method.as_str().as_bytes());
+    h.update([0]);
+    h.update(parts.uri.to_string().as_bytes());
+    h.update([0]);
+    if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
+        h.update(ct.as_bytes());
+    }
+    h.update([0]);
+    h
+}
+
+/// Whether the body is a data file (bulk import, history file), which is streamed to
+/// a spool file of up to [`super::Limits::data_body`] bytes rather than read whole.
+fn data_file(parts: &axum::http::request::Parts) -> bool {
+    let Some(t) = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let t = t.split(';').next().unwrap_or_default().trim();
+    [
+        "application/x-ndjson",
+        "application/jsonl",
+        "text/plain",
+        "text/csv",
+    ]
+    .iter()
+    .any(|d| t.eq_ignore_ascii_case(d))
+}
+
+fn too_large(limit: usize) -> Response {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        "The body is too large",
+        format!("the body is over the limit of {limit} bytes"),
+    )
+    .into_response()
+}
+
+/// A request body as the layer holds it: read whole (JSON and wasm bodies, at most a
+/// few MiB), or still streaming (data files, up to 1 GiB), hashed as the handler
+/// reads it.
+enum Incoming {
+    Whole(axum::body::Bytes),
+    Streaming(Body),
+}
+
+/// A body that adds what passes through it to a hash, and says when it has all passed.
+struct Hashing {
+    inner: Body,
+    seen: std::sync::Arc<Mutex<(Sha256, bool)>>,
+}
+
+impl http_body::Body for Hashing {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    crate::lock(&self.seen).0.update(data);
+                }
+            }
+            std::task::Poll::Ready(None) => crate::lock(&self.seen).1 = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Read the rest of `body` into `hash`, at most `limit` bytes.
+async fn hash_all(mut hash: Sha256, body: Body, limit: usize) -> Result<String, Response> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut read = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "The body could not be read",
+                e.to_string(),
+            )
+            .into_response()
+        })?;
+        if let Some(data) = frame.data_ref() {
+            read += data.len();
+            if read > limit {
+                return Err(too_large(limit));
+            }
+            hash.update(data);
+        }
+    }
+    Ok(hex(&hash.finalize()))
+}
+
+/// Run the request with the handler's writes deferred, and answer once they are
+/// durable.
+async fn run_durably(api: &Api, next: Next, req: Request) -> Response {
+    let (response, deferred) = Engine::deferring(next.run(req)).await;
+    match deferred {
+        Some(ticket) => match api.engine().wait(ticket).await {
+            Ok(()) => response,
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        None => response,
+    }
+}
 
 /// The middleware (see the module docs).
 pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response {
@@ -110,48 +266,43 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             .into_response();
         }
     };
-    let Some(token) = req.headers().get(header::AUTHORIZATION).cloned() else {
-        // Unauthenticated: the handler refuses it; nothing to remember.
-        return next.run(req).await;
-    };
-    let merchant = {
-        let path = req.uri().path();
-        let mut parts = path.trim_start_matches('/').split('/');
+    let path_merchant = {
+        let mut parts = req.uri().path().trim_start_matches('/').split('/');
         match (parts.next(), parts.next(), parts.next()) {
-            (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => m.to_string(),
-            // Merchant creation: the operator's own scope (not a valid merchant id).
-            _ => "~operator".to_string(),
+            (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => Some(m.to_string()),
+            _ => None,
         }
     };
+    // Only a valid key's requests are remembered, and checked before anything is read
+    // or replayed: a caller without one (no key, an unknown or revoked key, a key of
+    // another merchant) goes to the handler, which refuses it, and nothing is stored.
+    let Some(token) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .filter(|_| {
+            api.keys()
+                .caller(req.headers(), path_merchant.as_deref())
+                .is_ok()
+        })
+        .cloned()
+    else {
+        return next.run(req).await;
+    };
+    // Merchant creation and the like: the operator's own scope (not a valid merchant id).
+    let merchant = path_merchant.unwrap_or_else(|| "~operator".to_string());
     let (parts, body) = req.into_parts();
-    let limit = api.limits().upload_body.max(api.limits().json_body);
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "The body is too large",
-                format!("the body is over the limit of {limit} bytes"),
-            )
-            .into_response();
+    let hash = head_hash(&parts);
+    let incoming = if data_file(&parts) {
+        Incoming::Streaming(body)
+    } else {
+        let limit = api.limits().upload_body.max(api.limits().json_body);
+        match axum::body::to_bytes(body, limit).await {
+            Ok(b) => Incoming::Whole(b),
+            Err(_) => return too_large(limit),
         }
     };
     let scope = hex(&Sha256::digest(token.as_bytes())[..16]);
     let record_key = Key::merchant(&merchant, &[b"http", scope.as_bytes(), idem.as_bytes()]);
-    let fingerprint = {
-        let mut h = Sha256::new();
-        h.update(parts.method.as_str().as_bytes());
-        h.update([0]);
-        h.update(parts.uri.to_string().as_bytes());
-        h.update([0]);
-        if let Some(ct) = parts.headers.get(header::CONTENT_TYPE) {
-            h.update(ct.as_bytes());
-        }
-        h.update([0]);
-        h.update(&bytes);
-        hex(&h.finalize())
-    };
     let Some(_claim) = api.in_flight().claim(record_key.as_bytes()) else {
         return ApiError::new(
             StatusCode::CONFLICT,
@@ -175,6 +326,17 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         let Ok(s) = serde_json::from_slice::<Stored>(&bytes) else {
             return ApiError::internal("corrupt idempotency record").into_response();
         };
+        let (fingerprint, whole) = match incoming {
+            Incoming::Whole(b) => {
+                let mut h = hash;
+                h.update(&b);
+                (hex(&h.finalize()), Some(b))
+            }
+            Incoming::Streaming(body) => match hash_all(hash, body, api.limits().data_body).await {
+                Ok(f) => (f, None),
+                Err(answer) => return answer,
+            },
+        };
         if s.fingerprint != fingerprint {
             return ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -184,10 +346,35 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             )
             .into_response();
         }
-        return replay(s);
+        return match (s.rerun, whole) {
+            (true, Some(b)) => {
+                let mut answer =
+                    run_durably(&api, next, Request::from_parts(parts, Body::from(b))).await;
+                answer
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                answer
+            }
+            _ => replay(s),
+        };
     }
-    let (response, deferred) =
-        Engine::deferring(next.run(Request::from_parts(parts, Body::from(bytes)))).await;
+    let (body, seen) = match incoming {
+        Incoming::Whole(b) => {
+            let mut h = hash;
+            h.update(&b);
+            (Body::from(b), Err(hex(&h.finalize())))
+        }
+        Incoming::Streaming(body) => {
+            let seen = std::sync::Arc::new(Mutex::new((hash, false)));
+            let body = Body::new(Hashing {
+                inner: body,
+                seen: seen.clone(),
+            });
+            (body, Ok(seen))
+        }
+    };
+    let streamed = seen.is_ok();
+    let (response, deferred) = Engine::deferring(next.run(Request::from_parts(parts, body))).await;
     // What the handler wrote without waiting for the disk: durable before any answer
     // goes out, by the stored answer's own wait or else by this one.
     let settle = async |response: Response| match deferred {
@@ -196,6 +383,18 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             Err(e) => ApiError::from(e).into_response(),
         },
         None => response,
+    };
+    // A streamed body's fingerprint is known once the handler has read all of it; a
+    // handler that refused it unread changed nothing, and its answer is not kept.
+    let fingerprint = match seen {
+        Err(whole) => Some(whole),
+        Ok(seen) => {
+            let (hash, done) = std::mem::take(&mut *crate::lock(&seen));
+            done.then(|| hex(&hash.finalize()))
+        }
+    };
+    let Some(fingerprint) = fingerprint else {
+        return settle(response).await;
     };
     let status = response.status();
     let keep = !(status.is_server_error()
@@ -214,16 +413,30 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         Ok(text) => text,
         Err(why) => return settle(ApiError::internal(why).into_response()).await,
     };
-    // What a retry gets: this answer, or in place of a new key's token a 409 saying so.
-    let (kept_status, kept_type, kept_body) = if head.extensions.get::<ShownOnce>().is_some() {
-        let problem = ApiError::new(
-            StatusCode::CONFLICT,
-            "key-shown-once",
-            "The key this request created is shown only once",
-            "this request was answered before with a new key, whose token is not kept; \
-             if it was lost, issue another key and revoke the lost one (its id is in the \
-             list of keys)",
-        );
+    // What a retry gets: this answer; in place of a new key's token a 409 saying so;
+    // in place of a member's personal data, the request run again.
+    let rerun = !streamed && head.extensions.get::<PersonalData>().is_some();
+    let (kept_status, kept_type, kept_body) = if rerun {
+        (status, None, String::new())
+    } else if let Some(secret) = head.extensions.get::<ShownOnce>() {
+        let problem = match secret {
+            ShownOnce::Key => ApiError::new(
+                StatusCode::CONFLICT,
+                "key-shown-once",
+                "The key this request created is shown only once",
+                "this request was answered before with a new key, whose token is not kept; \
+                 if it was lost, issue another key and revoke the lost one (its id is in the \
+                 list of keys)",
+            ),
+            ShownOnce::WebhookSecret => ApiError::new(
+                StatusCode::CONFLICT,
+                "key-shown-once",
+                "The signing secret this request created is shown only once",
+                "this request was answered before with a new webhook endpoint, whose signing \
+                 secret is not kept; if it was lost, delete the endpoint (its id is in the \
+                 list of webhooks) and register it again",
+            ),
+        };
         (
             problem.status(),
             Some(PROBLEM_JSON.to_string()),
@@ -243,6 +456,7 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         content_type: kept_type,
         body: kept_body,
         at: super::now(),
+        rerun,
     };
     let mut batch = Batch::new();
     batch.put(

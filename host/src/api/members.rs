@@ -2,12 +2,12 @@
 //! and in, erase; the ledger page by page; tier history; manual adjustments; look-up
 //! by card code. Merchant keys only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use super::auth::MerchantKey;
-use super::extract::{Json, Query};
+use super::extract::{Json, Path, Query};
 use super::types::{LedgerQuery, TierHistory};
-use super::{Answer, Api, created, now, ok};
+use super::{Answer, Api, created, now, ok, personal};
 use crate::engine::{Adjustment, EnrolRequest, ProfileUpdate};
 
 /// `POST /v1/merchants/{merchant}/members`: enrol (runs `on-enroll`; with a
@@ -18,12 +18,13 @@ pub async fn members_enrol(
     Path(merchant): Path<String>,
     Json(req): Json<EnrolRequest>,
 ) -> Answer {
+    super::not_ahead(req.enrolled_at, "/enrolled_at")?;
     let m = merchant.clone();
     let view = api
         .engine()
         .submit(&merchant, move |e| e.enrol(&m, &req))
         .await?;
-    Ok(created(&view))
+    Ok(personal(created(&view)))
 }
 
 /// `GET /v1/merchants/{merchant}/members/{member}`.
@@ -70,7 +71,7 @@ pub async fn member_update(
             e.update_profile(&m, &member, &req, now())
         })
         .await?;
-    Ok(ok(&view))
+    Ok(personal(ok(&view)))
 }
 
 /// `DELETE /v1/merchants/{merchant}/members/{member}`: erase personal data; the
@@ -85,7 +86,7 @@ pub async fn member_erase(
         .engine()
         .submit(&merchant, move |e| e.erase(&m, &member, now()))
         .await?;
-    Ok(ok(&view))
+    Ok(personal(ok(&view)))
 }
 
 async fn opt(api: Api, merchant: String, member: String, out: bool) -> Answer {
@@ -94,7 +95,7 @@ async fn opt(api: Api, merchant: String, member: String, out: bool) -> Answer {
         .engine()
         .submit(&merchant, move |e| e.set_opted_out(&m, &member, out, now()))
         .await?;
-    Ok(ok(&view))
+    Ok(personal(ok(&view)))
 }
 
 /// `POST /v1/merchants/{merchant}/members/{member}/opt-out`: stop taking part.

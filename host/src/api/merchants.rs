@@ -1,27 +1,21 @@
 //! Merchants (created by the operator), their programme config and budget, their
 //! keys and their partners.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use super::auth::{MerchantKey, OperatorKey, StaffKey};
-use super::extract::Json;
+use super::extract::{Json, Path};
 use super::idempotency::ShownOnce;
 use super::types::{
     BudgetSettings, BudgetView, ConfigUpdate, ConfigView, CreateMerchant, KeyKind, KeyList,
     KeyRequest, Merchant, MerchantCreated, MerchantList, MerchantUpdate, Partner, PartnerList,
     PartnerRequest,
 };
-use super::{Answer, Api, ApiError, created, now, ok};
+use super::{Answer, Api, ApiError, created, now, ok, shown_once};
 use crate::engine::MerchantSettings;
 
 fn view(api: &Api, s: &MerchantSettings) -> Merchant {
     Merchant::of(s, api.registry().active(&s.id).map(|a| a.version.clone()))
-}
-
-/// `answer`, marked as carrying a key's token (not kept for `Idempotency-Key` retries).
-fn shown_once(mut answer: axum::response::Response) -> axum::response::Response {
-    answer.extensions_mut().insert(ShownOnce);
-    answer
 }
 
 /// `POST /v1/merchants` (operator): create a merchant and its first merchant key.
@@ -55,10 +49,13 @@ pub async fn merchants_create(
             at,
         )
         .await?;
-    Ok(shown_once(created(&MerchantCreated {
-        merchant: view(&api, &merchant),
-        key,
-    })))
+    Ok(shown_once(
+        ShownOnce::Key,
+        created(&MerchantCreated {
+            merchant: view(&api, &merchant),
+            key,
+        }),
+    ))
 }
 
 /// `GET /v1/merchants` (operator): every merchant.
@@ -218,7 +215,7 @@ pub async fn keys_create(
         .keys()
         .issue(api.engine(), &merchant, req.kind, partner, req.label, now())
         .await?;
-    Ok(shown_once(created(&key)))
+    Ok(shown_once(ShownOnce::Key, created(&key)))
 }
 
 /// `GET /v1/merchants/{merchant}/keys` (operator or merchant).

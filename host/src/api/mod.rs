@@ -317,5 +317,43 @@ pub fn created<T: serde::Serialize>(value: &T) -> axum::response::Response {
     reply(axum::http::StatusCode::CREATED, value)
 }
 
+/// `answer`, marked as carrying a secret shown once (not kept for `Idempotency-Key`
+/// retries, see [`idempotency::ShownOnce`]).
+pub fn shown_once(
+    secret: idempotency::ShownOnce,
+    mut answer: axum::response::Response,
+) -> axum::response::Response {
+    answer.extensions_mut().insert(secret);
+    answer
+}
+
+/// `answer`, marked as carrying a member's personal data (not kept for
+/// `Idempotency-Key` retries, see [`idempotency::PersonalData`]).
+pub fn personal(mut answer: axum::response::Response) -> axum::response::Response {
+    answer.extensions_mut().insert(idempotency::PersonalData);
+    answer
+}
+
+/// How far past the server's clock the time a caller gives an event or an enrolment
+/// may be: a till's clock a little fast is fine; an event dated days ahead (a wrong
+/// clock, local time sent as UTC, a typo) would expire points at that date for good,
+/// and is refused.
+pub const CLOCK_SKEW: i64 = 3_600;
+
+/// Refuse a time more than [`CLOCK_SKEW`] after now, naming the field.
+pub fn not_ahead(at: i64, pointer: &str) -> Result<(), ApiError> {
+    let now = now();
+    if at > now.saturating_add(CLOCK_SKEW) {
+        return Err(ApiError::invalid(
+            pointer,
+            format!(
+                "{at} is {} s after the server's clock ({now}); at most {CLOCK_SKEW} s ahead is accepted",
+                at.saturating_sub(now)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The result type of handlers.
 pub type Answer = Result<axum::response::Response, ApiError>;

@@ -1,9 +1,9 @@
 //! A merchant's programme plugins: upload (raw wasm), list, activate, roll back.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use super::auth::MerchantKey;
-use super::extract::Wasm;
+use super::extract::{Path, Wasm};
 use super::types::PluginList;
 use super::{Answer, Api, ApiError, created, now, ok};
 use crate::engine::check_config;
@@ -102,22 +102,31 @@ pub async fn plugin_activate(
     _: MerchantKey,
     Path((merchant, version)): Path<(String, String)>,
 ) -> Answer {
-    let info = known_version(&api, &merchant, &version).await?;
-    config_fits(&api, &merchant, &info)?;
-    let registry = api.registry().clone();
-    let info = blocking(move || Ok(registry.activate(&merchant, &version, now())?)).await?;
+    known_version(&api, &merchant, &version).await?;
+    let a = api.clone();
+    let info = blocking(move || {
+        a.registry()
+            .activate_with(&merchant, &version, now(), |info| {
+                config_fits(&a, &merchant, info)
+            })
+    })
+    .await?;
     Ok(ok(&info))
 }
 
 /// `POST /v1/merchants/{merchant}/plugins/rollback`: activate the version that was
-/// active before the current one.
+/// active before the current one. Refused, like an activation, when the merchant's
+/// config does not satisfy that version's config schema.
 pub async fn plugins_rollback(
     State(api): State<Api>,
     _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    let registry = api.registry().clone();
-    let m = merchant.clone();
-    let info = blocking(move || Ok(registry.rollback(&m, now())?)).await?;
+    let a = api.clone();
+    let info = blocking(move || {
+        a.registry()
+            .rollback_with(&merchant, now(), |info| config_fits(&a, &merchant, info))
+    })
+    .await?;
     Ok(ok(&info))
 }
