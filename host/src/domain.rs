@@ -16,6 +16,11 @@ pub type Timestamp = i64;
 /// Free key/value pairs.
 pub type Attributes = BTreeMap<String, String>;
 
+/// The largest amount of money the host takes, from a caller or a programme, in minor
+/// units (10^15: ten trillion in a currency of cents), so that sums over any number
+/// of amounts a member's lifetime holds cannot overflow.
+pub const MAX_MINOR: i64 = 1_000_000_000_000_000;
+
 /// An amount in integer minor units of an ISO 4217 currency.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -588,3 +588,57 @@ fn huge_purchase_amounts_do_not_wrap_the_members_spend() {
         stats.lifetime.spend
     );
 }
+
+/// A partial refund of 0 was accepted and reversed nothing, leaving an event record of
+/// a refund that did nothing; it is refused, naming why.
+#[test]
+fn a_partial_refund_of_nothing_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    h.enrol("ann");
+    h.post(
+        "ann",
+        purchase("p1", 10_000, NOW + 1, serde_json::json!({})),
+    )
+    .unwrap();
+    let r = h.post("ann", refund("r1", "p1", 0, false, NOW + 2));
+    assert!(
+        matches!(&r, Err(e) if e.to_string().contains("above 0")),
+        "{r:?}"
+    );
+    let full = h
+        .post("ann", refund("r2", "p1", 10_000, true, NOW + 3))
+        .unwrap();
+    assert_eq!(full.reversed, 100);
+}
+
+/// Enrolling with the referral code of a member who opted out answered that the
+/// referrer was inactive: the new member learnt something about another member. The
+/// code now answers as unknown.
+#[test]
+fn an_opted_out_referrers_code_answers_as_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    h.enrol("ann");
+    let code = h.engine.member("m", "ann", NOW + 1).unwrap().referral_code;
+    h.engine
+        .durable(h.engine.set_opted_out("m", "ann", true, NOW + 1).unwrap())
+        .unwrap();
+    let req = EnrolRequest {
+        member: "bob".into(),
+        enrolled_at: NOW + 2,
+        referral_code: code,
+        ..Default::default()
+    };
+    let answer = h.engine.enrol("m", &req).map(|d| d.value.id);
+    assert!(
+        matches!(
+            &answer,
+            Err(EngineError::UnknownCode {
+                kind: "referral",
+                ..
+            })
+        ),
+        "{answer:?}"
+    );
+}

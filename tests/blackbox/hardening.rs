@@ -529,3 +529,50 @@ fn rollback_is_refused_like_activation_when_the_config_does_not_fit() {
     assert_eq!(active, json!(airline), "the airline programme still runs");
     assert_eq!(enrol.status, 201, "{enrol:?}");
 }
+
+/// A programme that failed (424) had its answer stored for the Idempotency-Key, so the
+/// retry got the failure again even after the merchant rolled the programme back.
+/// Nothing was written, so a retry runs again: here it succeeds once a working
+/// programme is back.
+#[test]
+fn a_programme_failure_is_not_kept_for_an_idempotency_key() {
+    let server = Server::start(&[]);
+    let m = http::merchant(&server, "acme", "airline-miles");
+    let trap = upload_plugin(&m, "hostile-trap");
+    m.client
+        .post(&m.path(&format!("/plugins/{trap}/activate")), &json!({}))
+        .expect(200);
+    let body = json!({"member": "x", "enrolled_at": T0});
+    let first = post_with_key(&m.client, &m.path("/members"), "enrol-x", &body);
+    assert_eq!(first.status, 424, "{first:?}");
+    m.client
+        .post(&m.path("/plugins/rollback"), &json!({}))
+        .expect(200);
+    let again = post_with_key(&m.client, &m.path("/members"), "enrol-x", &body);
+    assert_eq!(again.status, 201, "{again:?}");
+}
+
+/// A page size out of range was quietly changed (`limit=0` gave 1 line, `limit=100000`
+/// gave 500); it is refused, naming the parameter and the range.
+#[test]
+fn a_page_size_out_of_range_is_refused() {
+    let server = Server::start(&[]);
+    let a = http::merchant(&server, "acme", "airline-miles");
+    enrol(&a, "alice");
+    for limit in ["0", "501"] {
+        let answer = a
+            .client
+            .get(&a.path(&format!("/members/alice/ledger?limit={limit}")));
+        assert_eq!(answer.status, 422, "{answer:?}");
+        assert_eq!(
+            answer.json()["errors"][0]["pointer"],
+            "/query/limit",
+            "{answer:?}"
+        );
+    }
+    a.client
+        .get(&a.path("/members/alice/ledger?limit=500"))
+        .expect(200);
+    let deliveries = a.client.get(&a.path("/webhook-deliveries?limit=0"));
+    assert_eq!(deliveries.status, 422, "{deliveries:?}");
+}

@@ -390,7 +390,7 @@ pub async fn analytics_lapsed(
     if days > 36_600 {
         return Err(ApiError::invalid("/query/days", "at most 36600"));
     }
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = super::page_limit(q.limit, 100, 1000)?;
     let m = merchant.clone();
     let page = api
         .engine()

@@ -7,7 +7,7 @@ use super::auth::MerchantKey;
 use super::extract::{Json, Path, Query};
 use super::idempotency::ShownOnce;
 use super::types::DeliveriesQuery;
-use super::{Answer, Api, ApiError, created, now, ok, shown_once};
+use super::{Answer, Api, ApiError, created, now, ok, page_limit, shown_once};
 use crate::webhooks::{EndpointList, EndpointRequest, WebhookError};
 
 impl From<WebhookError> for ApiError {
@@ -83,11 +83,11 @@ pub async fn deliveries_list(
     Path(merchant): Path<String>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Answer {
+    let limit = page_limit(q.limit, 100, 500)?;
     let w = api.webhooks().clone();
-    let page = tokio::task::spawn_blocking(move || {
-        w.deliveries(&merchant, q.endpoint.as_deref(), q.limit.unwrap_or(100))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    let page =
+        tokio::task::spawn_blocking(move || w.deliveries(&merchant, q.endpoint.as_deref(), limit))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))??;
     Ok(ok(&page))
 }

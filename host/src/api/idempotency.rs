@@ -19,9 +19,10 @@
 //!
 //! Keys are scoped to the merchant of the path and to the caller's key (by digest of
 //! the token), so nobody can replay or block another caller's key. Answers 401, 403,
-//! 429 and 5xx are not stored: the caller can fix the cause and retry with the same
-//! key. Engine operations have their own ids as well (event ids, adjustment ids,
-//! consumption ids); this layer makes every other write safe to retry too.
+//! 424 (the programme failed), 429 and 5xx are not stored: the cause can be fixed and
+//! the request retried with the same key. Engine operations have their own ids as
+//! well (event ids, adjustment ids, consumption ids); this layer makes every other
+//! write safe to retry too.
 //!
 //! The answer is stored after the operation, in a second write: if the host dies
 //! between the two, a retry runs the operation again, which the engine answers from
@@ -400,7 +401,10 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
     let keep = !(status.is_server_error()
         || status == StatusCode::UNAUTHORIZED
         || status == StatusCode::FORBIDDEN
-        || status == StatusCode::TOO_MANY_REQUESTS);
+        || status == StatusCode::TOO_MANY_REQUESTS
+        // The programme failed (a deadline under load, a trap the merchant may fix by
+        // rolling back): nothing was written, and a retry should run it again.
+        || status == StatusCode::FAILED_DEPENDENCY);
     if !keep {
         return settle(response).await;
     }

@@ -124,12 +124,11 @@ pub async fn member_ledger(
     Path((merchant, member)): Path<(String, String)>,
     Query(q): Query<LedgerQuery>,
 ) -> Answer {
+    let limit = super::page_limit(q.limit, 50, 500)?;
     let m = merchant.clone();
     let page = api
         .engine()
-        .read(&merchant, move |e| {
-            e.ledger(&m, &member, q.before, q.limit.unwrap_or(50))
-        })
+        .read(&merchant, move |e| e.ledger(&m, &member, q.before, limit))
         .await?;
     Ok(ok(&page))
 }

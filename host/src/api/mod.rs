@@ -355,5 +355,18 @@ pub fn not_ahead(at: i64, pointer: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A page size from a query (`limit`), 1 to `max`, or `default` when there is none;
+/// any other value is refused rather than quietly changed.
+pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid(
+            "/query/limit",
+            format!("must be 1-{max}, not {n}"),
+        )),
+    }
+}
+
 /// The result type of handlers.
 pub type Answer = Result<axum::response::Response, ApiError>;

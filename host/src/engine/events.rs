@@ -525,10 +525,9 @@ fn perks_digest(perks: &[crate::domain::Perk]) -> u64 {
 /// member `m` is event `referral:m`. Posted events may not use it.
 pub(super) const REFERRAL_PREFIX: &str = "referral:";
 
-/// The largest amount of money an event may carry, in minor units (10^15: ten
-/// trillion in a currency of cents), so that a member's spend, summed over any
-/// number of purchases a lifetime holds, cannot overflow.
-pub const MAX_AMOUNT: i64 = 1_000_000_000_000_000;
+/// The largest amount of money an event may carry ([`crate::domain::MAX_MINOR`]), so
+/// that a member's spend, summed over any number of purchases, cannot overflow.
+const MAX_AMOUNT: i64 = crate::domain::MAX_MINOR;
 
 /// Refuse amounts beyond [`MAX_AMOUNT`] (negative ones the API's schema refuses).
 fn check_amounts(event: &Event) -> Result<(), EngineError> {
@@ -655,6 +654,11 @@ fn refund_of<'a>(
     } else {
         asked.minor
     };
+    if amount <= 0 && left > 0 {
+        return Err(fail(
+            "a partial refund needs an amount above 0 (or send it in full)".into(),
+        ));
+    }
     if left <= 0 {
         return Err(fail("the purchase is already fully refunded".into()));
     }

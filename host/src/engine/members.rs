@@ -293,7 +293,21 @@ impl Engine {
         }
         let mut referrer = match referrer {
             Some(r) if r == req.member => None,
-            Some(r) => Some(self.load_active(merchant, &r)?),
+            // A referrer who opted out (an erased one has no code) answers like an
+            // unknown code: the new member learns nothing about another member.
+            Some(r) => match self.load_active(merchant, &r) {
+                Err(EngineError::MemberInactive { .. }) => {
+                    return Err(EngineError::UnknownCode {
+                        kind: "referral",
+                        code: req
+                            .referral_code
+                            .as_deref()
+                            .map(normalize_code)
+                            .unwrap_or_default(),
+                    });
+                }
+                other => Some(other?),
+            },
             None => None,
         };
         let programme = self.programme(merchant)?;

@@ -357,11 +357,38 @@ fn program_info(p: wit::ProgramInfo) -> Result<domain::ProgramInfo, LoadError> {
             return Err(invalid(format!("tier id {:?} is listed twice", t.id)));
         }
     }
+    let mut seen = HashSet::new();
     for (i, perk) in p.perks.iter().enumerate() {
         if !super::validate::valid_id(&perk.id) {
             return Err(invalid(format!(
                 "perks[{i}].id {:?} must be 1-64 characters of a-z, 0-9, '-' and '_'",
                 perk.id
+            )));
+        }
+        if !seen.insert(perk.id.as_str()) {
+            return Err(invalid(format!("perk id {:?} is listed twice", perk.id)));
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, reward) in p.rewards.iter().enumerate() {
+        if !super::validate::valid_id(&reward.id) {
+            return Err(invalid(format!(
+                "rewards[{i}].id {:?} must be 1-64 characters of a-z, 0-9, '-' and '_'",
+                reward.id
+            )));
+        }
+        if !seen.insert(reward.id.as_str()) {
+            return Err(invalid(format!(
+                "reward id {:?} is listed twice",
+                reward.id
+            )));
+        }
+        if let Some(points) = reward.points
+            && !(0..=super::validate::MAX_CREDIT_POINTS).contains(&points)
+        {
+            return Err(invalid(format!(
+                "rewards[{i}].points {points} is not between 0 and {}",
+                super::validate::MAX_CREDIT_POINTS
             )));
         }
     }
@@ -377,4 +404,62 @@ fn program_info(p: wit::ProgramInfo) -> Result<domain::ProgramInfo, LoadError> {
         config_schema,
         default_config,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> wit::ProgramInfo {
+        wit::ProgramInfo {
+            name: "p".into(),
+            version: "1".into(),
+            description: String::new(),
+            tiers: vec![wit::TierInfo {
+                id: "member".into(),
+                name: "Member".into(),
+            }],
+            perks: vec![],
+            rewards: vec![],
+            config_schema: "{}".into(),
+            default_config: "{}".into(),
+        }
+    }
+
+    fn reason(p: wit::ProgramInfo) -> String {
+        match program_info(p) {
+            Err(LoadError::InvalidDescribe { reason }) => reason,
+            other => panic!("expected an invalid describe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn perk_and_reward_catalogues_are_checked_like_tiers() {
+        assert!(program_info(info()).is_ok());
+        let perk = |id: &str| wit::PerkInfo {
+            id: id.into(),
+            name: "Perk".into(),
+            description: String::new(),
+        };
+        let mut p = info();
+        p.perks = vec![perk("lounge"), perk("lounge")];
+        assert!(reason(p).contains("listed twice"));
+        let reward = |id: &str, points| wit::RewardInfo {
+            id: id.into(),
+            name: "Reward".into(),
+            points,
+        };
+        let mut p = info();
+        p.rewards = vec![reward("seat", Some(10)), reward("seat", None)];
+        assert!(reason(p).contains("listed twice"));
+        let mut p = info();
+        p.rewards = vec![reward("Seat Upgrade", None)];
+        assert!(reason(p).contains("rewards[0].id"));
+        let mut p = info();
+        p.rewards = vec![reward("seat", Some(-1))];
+        assert!(reason(p).contains("rewards[0].points"));
+        let mut p = info();
+        p.rewards = vec![reward("seat", Some(25_000)), reward("cash", None)];
+        assert!(program_info(p).is_ok());
+    }
 }

@@ -64,8 +64,12 @@ macro_rules! validations {
                     m.currency
                 ));
             }
-            if m.minor < 0 {
-                return Err(format!("{field}.minor is negative"));
+            if !(0..=$crate::domain::MAX_MINOR).contains(&m.minor) {
+                return Err(format!(
+                    "{field}.minor {} is not between 0 and {}",
+                    m.minor,
+                    $crate::domain::MAX_MINOR
+                ));
             }
             Ok(())
         }
@@ -238,6 +242,13 @@ macro_rules! validations {
                     && !(0..=$crate::sandbox::validate::MAX_CREDIT_POINTS).contains(&p)
                 {
                     return Err(format!("offers[{i}].kind points {p} out of range"));
+                }
+                if let wit::OfferKind::DiscountPercent(p) = o.kind
+                    && !(1..=100).contains(&p)
+                {
+                    return Err(format!(
+                        "offers[{i}].kind discount-percent {p} is not between 1 and 100"
+                    ));
                 }
             }
             Ok(())
@@ -458,6 +469,35 @@ mod tests {
         assert!(super::outcome(&o, 0, &l).is_ok());
         o.state = Some(vec![0; 5]);
         assert!(super::outcome(&o, 0, &l).is_err());
+    }
+
+    #[test]
+    fn discounts_are_at_most_a_hundred_percent_and_cash_is_bounded() {
+        let offer = |kind| wit::Offer {
+            id: "o".into(),
+            partner: "p".into(),
+            title: "t".into(),
+            description: String::new(),
+            kind,
+            valid_until: None,
+        };
+        assert!(super::offers(&[offer(wit::OfferKind::DiscountPercent(100))], "p").is_ok());
+        assert!(super::offers(&[offer(wit::OfferKind::DiscountPercent(101))], "p").is_err());
+        assert!(super::offers(&[offer(wit::OfferKind::DiscountPercent(0))], "p").is_err());
+        let quote = |minor| {
+            wit::RedemptionAnswer::Accept(wit::Quote {
+                reward: "r".into(),
+                points: 10,
+                cash: Some(wit::Money {
+                    minor,
+                    currency: "USD".into(),
+                }),
+                description: String::new(),
+            })
+        };
+        assert!(super::redemption_answer(&quote(crate::domain::MAX_MINOR)).is_ok());
+        assert!(super::redemption_answer(&quote(crate::domain::MAX_MINOR + 1)).is_err());
+        assert!(super::redemption_answer(&quote(-1)).is_err());
     }
 
     #[test]
