@@ -472,9 +472,20 @@ impl Account {
         Ok(())
     }
 
-    /// Apply time up to `now`: expire what has expired (a line per lot) and let pending
-    /// points that are now available pay off debt. Idempotent for the same `now`.
+    /// Apply time up to `now`: expire what has expired (a line per lot), mark pending
+    /// lots whose time has come as matured (their pending-until cleared, so that
+    /// [`Account::next_change`] no longer names a moment already past, and a read or
+    /// the sweep does not come back to them), and let points now available pay off
+    /// debt. Like expiry, maturing is applied once: an operation dated earlier that
+    /// comes later sees them matured. Idempotent for the same `now`.
     pub fn settle(&mut self, now: Timestamp) -> i64 {
+        for lot in self
+            .lots
+            .iter_mut()
+            .filter(|l| l.pending_until.is_some_and(|p| p <= now))
+        {
+            lot.pending_until = None;
+        }
         let mut expired_lines = Vec::new();
         for lot in self
             .lots

@@ -390,3 +390,34 @@ fn the_ledger_invariant_holds_over_random_sequences() {
         }
     }
 }
+
+/// A pending lot whose time has come kept naming that moment as its next change, so
+/// every read of the member took its lock and settled again, and every sweep came
+/// back to it. Settling marks it matured once.
+#[test]
+fn a_matured_pending_lot_is_settled_once() {
+    let mut a = Account::new();
+    a.credit(
+        80,
+        T0,
+        Some(T0 + 30 * DAY),
+        Some(T0 + DAY),
+        "flight",
+        Some("p-1"),
+    )
+    .unwrap();
+    assert_eq!(a.next_change(), Some(T0 + DAY));
+    assert_eq!(a.balance(T0), bal(0, 80, 0));
+    let later = T0 + 2 * DAY;
+    a.settle(later);
+    assert_eq!(a.balance(later), bal(80, 0, 0));
+    assert_eq!(
+        a.next_change(),
+        Some(T0 + 30 * DAY),
+        "only the expiry is ahead"
+    );
+    let settled = a.clone();
+    a.settle(later);
+    assert_eq!(a, settled, "settling again changes nothing");
+    a.check(later).unwrap();
+}
