@@ -8,23 +8,25 @@
 //! the credits, their expiry and the redemption prices are exactly what each test
 //! needs). The programme's answers are what a valid plugin may answer.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::{NOW, merchant_settings, refund};
 use loyalty_host::domain::{
     Credit, Enrolment, Event, MemberSnapshot, Offer, Outcome, Perk, PluginError, ProgramInfo,
     Quote, RedemptionAnswer, RedemptionRequest, TierDecision, TierInfo,
 };
 use loyalty_host::engine::{
     Adjustment, Answer, CallError, Ctx, Engine, EngineError, EnrolRequest, FixedProgrammes,
-    MerchantSettings, Programme, QuoteAnswer,
+    Programme, QuoteAnswer,
 };
 use loyalty_host::pool::PluginPool;
 use loyalty_host::sandbox::Session;
 use loyalty_host::storage::{SledStorage, Storage};
 
-const NOW: i64 = 1_790_000_000;
 const DAY: i64 = 86_400;
 
 /// A programme driven by the event: `points` attribute (default amount/100),
@@ -161,17 +163,8 @@ fn open(dir: &Path) -> H {
     programmes.set("m", Arc::new(Scripted::new()));
     let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(30)));
     let engine = Arc::new(Engine::new(storage, programmes, pool));
-    let settings = MerchantSettings {
-        id: "m".into(),
-        name: "M".into(),
-        currency: "USD".into(),
-        created_at: NOW,
-        config: None,
-        point_value: None,
-        budget: None,
-    };
     engine
-        .durable(engine.create_merchant(settings).unwrap())
+        .durable(engine.create_merchant(merchant_settings("m")).unwrap())
         .unwrap();
     H { engine }
 }
@@ -264,13 +257,6 @@ fn purchase(id: &str, minor: i64, at: i64, attrs: serde_json::Value) -> serde_js
         "id": id, "occurred_at": at, "kind": "purchase",
         "amount": { "minor": minor, "currency": "USD" },
         "attributes": attrs,
-    })
-}
-
-fn refund(id: &str, of: &str, minor: i64, full: bool, at: i64) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "occurred_at": at, "kind": "refund", "original_event": of, "full": full,
-        "amount": { "minor": minor, "currency": "USD" }
     })
 }
 
@@ -641,4 +627,61 @@ fn an_opted_out_referrers_code_answers_as_unknown() {
         ),
         "{answer:?}"
     );
+}
+
+/// What a point is worth and the budget's limit were unbounded: a point worth 10^18
+/// made an issued credit's value wrap (the budget check then passed whatever it
+/// was). Both are bounded at 10^15 minor units, and a value beyond `i64` saturates.
+#[test]
+fn budget_values_are_bounded_and_do_not_wrap() {
+    use loyalty_host::domain::Money;
+    use loyalty_host::engine::{Budget, BudgetPeriod, OnExceed, PointValue};
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    let usd = |minor| Money {
+        minor,
+        currency: "USD".into(),
+    };
+    let worth = |minor| PointValue {
+        points: 1,
+        worth: usd(minor),
+    };
+    let refused = h.engine.update_merchant("m", |s| {
+        s.point_value = Some(worth(1_000_000_000_000_000_000));
+    });
+    assert!(
+        matches!(&refused, Err(EngineError::Invalid { pointer, .. }) if pointer == "/point_value/worth/minor"),
+        "{refused:?}"
+    );
+    let done = h
+        .engine
+        .update_merchant("m", |s| {
+            s.point_value = Some(worth(loyalty_host::domain::MAX_MINOR));
+            s.budget = Some(Budget {
+                period: BudgetPeriod::Month,
+                limit: usd(loyalty_host::domain::MAX_MINOR),
+                on_exceed: OnExceed::Reject,
+            });
+        })
+        .unwrap();
+    h.engine.durable(done).unwrap();
+    assert_eq!(
+        worth(loyalty_host::domain::MAX_MINOR).value_of(1_000_000),
+        i64::MAX
+    );
+    h.enrol("ann");
+    // 20,000 points worth 10^15 each: far over the limit, refused rather than wrapped.
+    let over = h
+        .post(
+            "ann",
+            purchase(
+                "p1",
+                10_000,
+                NOW + 1,
+                serde_json::json!({"points": "20000"}),
+            ),
+        )
+        .unwrap();
+    assert_eq!(over.credited.len(), 0, "{over:?}");
+    assert_eq!(over.refused.len(), 1, "{over:?}");
 }

@@ -19,7 +19,7 @@ use loyalty_host::registry::{Registry, cache_dir};
 use loyalty_host::sandbox::{Limits, Sandbox};
 use loyalty_host::storage::{Key, SledStorage, Space, Storage};
 
-use common::{NOW, merchant_settings as merchant, plugin_bytes};
+use common::{NOW, merchant_settings as merchant, plugin_bytes, refund};
 
 const DAY: i64 = 86_400;
 
@@ -126,13 +126,6 @@ fn flight(id: &str, fare: i64, at: i64) -> serde_json::Value {
         "items": [{ "sku": "JFK-LAX", "category": "fare", "amount": fare }],
         "channel": "online", "payment": "card",
         "attributes": { "route": "JFK-LAX", "cabin": "economy" }
-    })
-}
-
-fn refund(id: &str, of: &str, minor: i64, full: bool, at: i64) -> serde_json::Value {
-    serde_json::json!({
-        "id": id, "occurred_at": at, "kind": "refund", "original_event": of, "full": full,
-        "amount": { "minor": minor, "currency": "USD" }
     })
 }
 

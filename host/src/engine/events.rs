@@ -573,7 +573,7 @@ pub(super) fn charge_budget(
     };
     let value = pv.value_of(points);
     let u = &mut state.usage;
-    if u.value + value > cfg.limit.minor {
+    if u.value.saturating_add(value) > cfg.limit.minor {
         match cfg.on_exceed {
             OnExceed::Reject => {
                 u.refused_points += points;
@@ -589,8 +589,8 @@ pub(super) fn charge_budget(
             }
         }
     }
-    u.points += points;
-    u.value += value;
+    u.points = u.points.saturating_add(points);
+    u.value = u.value.saturating_add(value);
     state.changed = true;
     None
 }

@@ -778,8 +778,11 @@ fn check_settings(s: &MerchantSettings) -> Result<(), EngineError> {
         if pv.points <= 0 {
             return Err(invalid("/point_value/points", "must be positive"));
         }
-        if pv.worth.minor < 0 {
-            return Err(invalid("/point_value/worth/minor", "must not be negative"));
+        if !(0..=crate::domain::MAX_MINOR).contains(&pv.worth.minor) {
+            return Err(invalid(
+                "/point_value/worth/minor",
+                format!("must be from 0 to {}", crate::domain::MAX_MINOR),
+            ));
         }
         if pv.worth.currency != s.currency {
             return Err(invalid(
@@ -795,8 +798,11 @@ fn check_settings(s: &MerchantSettings) -> Result<(), EngineError> {
                 "a budget needs point_value: what points are worth",
             ));
         }
-        if b.limit.minor < 0 {
-            return Err(invalid("/budget/limit/minor", "must not be negative"));
+        if !(0..=crate::domain::MAX_MINOR).contains(&b.limit.minor) {
+            return Err(invalid(
+                "/budget/limit/minor",
+                format!("must be from 0 to {}", crate::domain::MAX_MINOR),
+            ));
         }
         if b.limit.currency != s.currency {
             return Err(invalid(

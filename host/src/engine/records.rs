@@ -44,12 +44,14 @@ pub struct PointValue {
 }
 
 impl PointValue {
-    /// The value of `points` in minor units, rounded down.
+    /// The value of `points` in minor units, rounded down (at most `i64::MAX`: a
+    /// value that large is over any budget, which is at most 10^15).
     pub fn value_of(&self, points: i64) -> i64 {
         if self.points <= 0 {
             return 0;
         }
-        (i128::from(points) * i128::from(self.worth.minor) / i128::from(self.points)) as i64
+        let value = i128::from(points) * i128::from(self.worth.minor) / i128::from(self.points);
+        i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
     }
 }
 

@@ -107,6 +107,15 @@ macro_rules! validations {
                         "credits[{i}].expires-at {exp} is not after now ({now})"
                     ));
                 }
+                if let Some(at) = [c.expires_at, c.pending_until]
+                    .into_iter()
+                    .flatten()
+                    .find(|at| *at > $crate::engine::LATEST)
+                {
+                    return Err(format!(
+                        "credits[{i}] has a date after the end of 9999 ({at})"
+                    ));
+                }
                 if let (Some(pending), Some(exp)) = (c.pending_until, c.expires_at)
                     && pending >= exp
                 {
@@ -455,7 +464,16 @@ mod tests {
         assert!(super::outcome(&outcome(vec![c.clone()]), 99, &l).is_ok());
         assert!(super::outcome(&outcome(vec![c.clone()]), 100, &l).is_err());
         c.pending_until = Some(100);
-        assert!(super::outcome(&outcome(vec![c]), 0, &l).is_err());
+        assert!(super::outcome(&outcome(vec![c.clone()]), 0, &l).is_err());
+        c.expires_at = Some(crate::engine::LATEST);
+        c.pending_until = Some(crate::engine::LATEST - 1);
+        assert!(super::outcome(&outcome(vec![c.clone()]), 0, &l).is_ok());
+        c.pending_until = Some(i64::MAX);
+        c.expires_at = None;
+        assert!(
+            super::outcome(&outcome(vec![c]), 0, &l).is_err(),
+            "pending for ever"
+        );
     }
 
     #[test]

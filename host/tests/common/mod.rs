@@ -28,6 +28,14 @@ pub fn merchant_settings(id: &str) -> loyalty_host::engine::MerchantSettings {
     }
 }
 
+/// A refund event of `minor` of purchase `of` (in full, or partial), at `at`.
+pub fn refund(id: &str, of: &str, minor: i64, full: bool, at: i64) -> serde_json::Value {
+    serde_json::json!({
+        "id": id, "occurred_at": at, "kind": "refund", "original_event": of, "full": full,
+        "amount": { "minor": minor, "currency": "USD" }
+    })
+}
+
 /// A member with nothing yet.
 pub fn member() -> wit::Member {
     convert::member(&domain::MemberSnapshot {
