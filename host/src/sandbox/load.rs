@@ -337,6 +337,27 @@ fn placeholder_info() -> domain::ProgramInfo {
 }
 
 /// Check `describe`'s answer and convert it.
+/// A catalogue's ids (`list`, each a `one`): slugs, none listed twice.
+fn catalogue_ids<'a>(
+    list: &str,
+    one: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<(), LoadError> {
+    let invalid = |reason: String| LoadError::InvalidDescribe { reason };
+    let mut seen = HashSet::new();
+    for (i, id) in ids.enumerate() {
+        if !super::validate::valid_id(id) {
+            return Err(invalid(format!(
+                "{list}[{i}].id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
+            )));
+        }
+        if !seen.insert(id) {
+            return Err(invalid(format!("{one} id {id:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
 fn program_info(p: wit::ProgramInfo) -> Result<domain::ProgramInfo, LoadError> {
     let invalid = |reason: String| LoadError::InvalidDescribe { reason };
     if p.name.trim().is_empty() {
@@ -345,44 +366,10 @@ fn program_info(p: wit::ProgramInfo) -> Result<domain::ProgramInfo, LoadError> {
     if p.tiers.is_empty() {
         return Err(invalid("the programme lists no tiers".into()));
     }
-    let mut seen = HashSet::new();
-    for (i, t) in p.tiers.iter().enumerate() {
-        if !super::validate::valid_id(&t.id) {
-            return Err(invalid(format!(
-                "tiers[{i}].id {:?} must be 1-64 characters of a-z, 0-9, '-' and '_'",
-                t.id
-            )));
-        }
-        if !seen.insert(t.id.as_str()) {
-            return Err(invalid(format!("tier id {:?} is listed twice", t.id)));
-        }
-    }
-    let mut seen = HashSet::new();
-    for (i, perk) in p.perks.iter().enumerate() {
-        if !super::validate::valid_id(&perk.id) {
-            return Err(invalid(format!(
-                "perks[{i}].id {:?} must be 1-64 characters of a-z, 0-9, '-' and '_'",
-                perk.id
-            )));
-        }
-        if !seen.insert(perk.id.as_str()) {
-            return Err(invalid(format!("perk id {:?} is listed twice", perk.id)));
-        }
-    }
-    let mut seen = HashSet::new();
+    catalogue_ids("tiers", "tier", p.tiers.iter().map(|t| t.id.as_str()))?;
+    catalogue_ids("perks", "perk", p.perks.iter().map(|t| t.id.as_str()))?;
+    catalogue_ids("rewards", "reward", p.rewards.iter().map(|t| t.id.as_str()))?;
     for (i, reward) in p.rewards.iter().enumerate() {
-        if !super::validate::valid_id(&reward.id) {
-            return Err(invalid(format!(
-                "rewards[{i}].id {:?} must be 1-64 characters of a-z, 0-9, '-' and '_'",
-                reward.id
-            )));
-        }
-        if !seen.insert(reward.id.as_str()) {
-            return Err(invalid(format!(
-                "reward id {:?} is listed twice",
-                reward.id
-            )));
-        }
         if let Some(points) = reward.points
             && !(0..=super::validate::MAX_CREDIT_POINTS).contains(&points)
         {
