@@ -8,24 +8,7 @@ use std::sync::{Arc, Mutex};
 use loyalty_tests::http::{self, Client, OPERATOR, Server};
 use serde_json::{Value, json};
 
-const T0: i64 = 1_790_000_000;
-
-fn enrol(m: &http::Merchant, member: &str) -> Value {
-    m.client
-        .post(
-            &m.path("/members"),
-            &json!({"member": member, "enrolled_at": T0}),
-        )
-        .expect(201)
-}
-
-fn fare(id: &str, minor: i64) -> Value {
-    json!({
-        "id": id, "occurred_at": T0 + 60, "kind": "purchase",
-        "amount": {"minor": minor, "currency": "USD"},
-        "items": [{"sku": "JFK-LAX", "category": "fare", "amount": minor}]
-    })
-}
+use super::common::{T0, enrol, fare};
 
 /// Every (method, path) the OpenAPI document lists.
 fn documented(doc: &Value) -> Vec<(String, String)> {

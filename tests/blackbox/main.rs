@@ -2,6 +2,7 @@
 //! outside as a plugin author or a partner app would.
 
 mod api;
+mod common;
 mod crash;
 mod dashboard;
 mod design;
