@@ -99,8 +99,8 @@ impl Caller {
 }
 
 /// The merchant a path names (`/v1/merchants/{merchant}/...`).
-fn path_merchant(parts: &Parts) -> Option<&str> {
-    let mut segments = parts.uri.path().trim_start_matches('/').split('/');
+pub(super) fn path_merchant(path: &str) -> Option<&str> {
+    let mut segments = path.trim_start_matches('/').split('/');
     match (segments.next(), segments.next(), segments.next()) {
         (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => Some(m),
         _ => None,
@@ -109,9 +109,14 @@ fn path_merchant(parts: &Parts) -> Option<&str> {
 
 /// Who is calling, authenticated before the body is read (extractors of request
 /// parts run before the body's), so an unauthenticated caller learns nothing from
-/// how its body would have been judged.
+/// how its body would have been judged. A request the idempotency layer has
+/// authenticated already carries its caller (see [`super::idempotency`]).
 fn authenticate(parts: &Parts, api: &Api) -> Result<Caller, ApiError> {
-    api.keys().caller(&parts.headers, path_merchant(parts))
+    if let Some(caller) = parts.extensions.get::<Caller>() {
+        return Ok(caller.clone());
+    }
+    api.keys()
+        .caller(&parts.headers, path_merchant(parts.uri.path()))
 }
 
 /// Extractor: the operator key.

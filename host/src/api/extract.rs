@@ -27,19 +27,9 @@ async fn read_body(req: Request, limit: usize) -> Result<Bytes, ApiError> {
                 })
                 .any(|e| e.is::<http_body_util::LengthLimitError>());
             Err(if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "The body is too large",
-                    format!("the body is over the limit of {limit} bytes"),
-                )
+                ApiError::body_too_large(limit)
             } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "unreadable-body",
-                    "The body could not be read",
-                    e.to_string(),
-                )
+                ApiError::unreadable_body(e.to_string())
             })
         }
     }
@@ -259,17 +249,11 @@ impl FromRequest<Api> for DataFile {
     async fn from_request(req: Request, api: &Api) -> Result<Self, ApiError> {
         use http_body_util::BodyExt;
         use std::io::Write;
-        let format = match content_type(req.headers()).as_deref() {
-            Some("application/x-ndjson" | "application/jsonl" | "text/plain") => {
-                crate::bulk::Format::Jsonl
-            }
-            Some("text/csv") => crate::bulk::Format::Csv,
-            other => {
-                return Err(unsupported(
-                    "application/x-ndjson or text/csv",
-                    other.map(str::to_string),
-                ));
-            }
+        let Some(format) = data_format(req.headers()) else {
+            return Err(unsupported(
+                "application/x-ndjson or text/csv",
+                content_type(req.headers()),
+            ));
         };
         let limit = api.limits().data_body;
         let dir = api.dir().join("spool");
@@ -279,57 +263,42 @@ impl FromRequest<Api> for DataFile {
             "upload-{}",
             crate::engine::random_code(16).map_err(|e| ApiError::internal(e.to_string()))?
         );
-        let path = dir.join(name);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(internal)?);
-        let mut body = req.into_body();
-        let mut bytes = 0u64;
-        let failed = |path: &std::path::Path, e: ApiError| {
-            let _ = std::fs::remove_file(path);
-            Err(e)
+        // The upload owns its file from here: an early return drops it, and the file.
+        let mut upload = DataFile {
+            path: dir.join(name),
+            format,
+            bytes: 0,
         };
+        let mut file =
+            std::io::BufWriter::new(std::fs::File::create(&upload.path).map_err(internal)?);
+        let mut body = req.into_body();
         while let Some(frame) = body.frame().await {
-            let frame = match frame {
-                Ok(f) => f,
-                Err(e) => {
-                    return failed(
-                        &path,
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            "unreadable-body",
-                            "The body could not be read",
-                            e.to_string(),
-                        ),
-                    );
-                }
-            };
+            let frame = frame.map_err(|e| ApiError::unreadable_body(e.to_string()))?;
             let Ok(data) = frame.into_data() else {
                 continue;
             };
-            bytes += data.len() as u64;
-            if bytes > limit as u64 {
-                return failed(
-                    &path,
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "body-too-large",
-                        "The body is too large",
-                        format!("the body is over the limit of {limit} bytes"),
-                    ),
-                );
+            upload.bytes += data.len() as u64;
+            if upload.bytes > limit as u64 {
+                return Err(ApiError::body_too_large(limit));
             }
             // A page-cache write of one frame: too short to be worth a thread hop.
-            if let Err(e) = tokio::task::block_in_place(|| file.write_all(&data)) {
-                return failed(&path, internal(e));
-            }
+            tokio::task::block_in_place(|| file.write_all(&data)).map_err(internal)?;
         }
-        if let Err(e) = file.flush() {
-            return failed(&path, internal(e));
+        file.flush().map_err(internal)?;
+        Ok(upload)
+    }
+}
+
+/// The format of a data file's body by its content type (JSON lines:
+/// `application/x-ndjson`, `application/jsonl`, `text/plain`; CSV: `text/csv`), or
+/// `None` when it is not one.
+pub(super) fn data_format(headers: &HeaderMap) -> Option<crate::bulk::Format> {
+    match content_type(headers).as_deref()? {
+        "application/x-ndjson" | "application/jsonl" | "text/plain" => {
+            Some(crate::bulk::Format::Jsonl)
         }
-        Ok(DataFile {
-            path,
-            format,
-            bytes,
-        })
+        "text/csv" => Some(crate::bulk::Format::Csv),
+        _ => None,
     }
 }
 

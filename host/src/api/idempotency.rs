@@ -47,7 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::Api;
 use super::problem::{ApiError, PROBLEM_JSON};
-use crate::engine::Engine;
+use crate::engine::{Engine, Ticket};
 use crate::storage::{Batch, Key, Space};
 
 /// Idempotency keys whose first request is still running.
@@ -134,43 +134,16 @@ fn head_hash(parts: &axum::http::request::Parts) -> Sha256 {
     h
 }
 
-/// Whether the body is a data file (bulk import, history file), which is streamed to
-/// a spool file of up to [`super::Limits::data_body`] bytes rather than read whole.
-fn data_file(parts: &axum::http::request::Parts) -> bool {
-    let Some(t) = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let t = t.split(';').next().unwrap_or_default().trim();
-    [
-        "application/x-ndjson",
-        "application/jsonl",
-        "text/plain",
-        "text/csv",
-    ]
-    .iter()
-    .any(|d| t.eq_ignore_ascii_case(d))
-}
-
-fn too_large(limit: usize) -> Response {
-    ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body-too-large",
-        "The body is too large",
-        format!("the body is over the limit of {limit} bytes"),
-    )
-    .into_response()
-}
-
 /// A request body as the layer holds it: read whole (JSON and wasm bodies, at most a
-/// few MiB), or still streaming (data files, up to 1 GiB), hashed as the handler
-/// reads it.
+/// few MiB) with the request's fingerprint, or still streaming (data files, up to
+/// 1 GiB) with the hash of the request's head, to which the body is added as it is
+/// read.
 enum Incoming {
-    Whole(axum::body::Bytes),
-    Streaming(Body),
+    Whole {
+        bytes: axum::body::Bytes,
+        fingerprint: String,
+    },
+    Streaming(Body, Sha256),
 }
 
 /// A body that adds what passes through it to a hash, and says when it has all passed.
@@ -215,19 +188,11 @@ async fn hash_all(mut hash: Sha256, body: Body, limit: usize) -> Result<String, 
     let mut body = body;
     let mut read = 0usize;
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "unreadable-body",
-                "The body could not be read",
-                e.to_string(),
-            )
-            .into_response()
-        })?;
+        let frame = frame.map_err(|e| ApiError::unreadable_body(e.to_string()).into_response())?;
         if let Some(data) = frame.data_ref() {
             read += data.len();
             if read > limit {
-                return Err(too_large(limit));
+                return Err(ApiError::body_too_large(limit).into_response());
             }
             hash.update(data);
         }
@@ -235,10 +200,9 @@ async fn hash_all(mut hash: Sha256, body: Body, limit: usize) -> Result<String, 
     Ok(hex(&hash.finalize()))
 }
 
-/// Run the request with the handler's writes deferred, and answer once they are
-/// durable.
-async fn run_durably(api: &Api, next: Next, req: Request) -> Response {
-    let (response, deferred) = Engine::deferring(next.run(req)).await;
+/// `response`, once what the handler wrote without waiting for the disk (`deferred`)
+/// is durable.
+async fn settled(api: &Api, deferred: Option<Ticket>, response: Response) -> Response {
     match deferred {
         Some(ticket) => match api.engine().wait(ticket).await {
             Ok(()) => response,
@@ -246,6 +210,13 @@ async fn run_durably(api: &Api, next: Next, req: Request) -> Response {
         },
         None => response,
     }
+}
+
+/// Run the request with the handler's writes deferred, and answer once they are
+/// durable.
+async fn run_durably(api: &Api, next: Next, req: Request) -> Response {
+    let (response, deferred) = Engine::deferring(next.run(req)).await;
+    settled(api, deferred, response).await
 }
 
 /// The middleware (see the module docs).
@@ -267,39 +238,34 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             .into_response();
         }
     };
-    let path_merchant = {
-        let mut parts = req.uri().path().trim_start_matches('/').split('/');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => Some(m.to_string()),
-            _ => None,
-        }
-    };
+    let path_merchant = super::auth::path_merchant(req.uri().path()).map(str::to_string);
     // Only a valid key's requests are remembered, and checked before anything is read
     // or replayed: a caller without one (no key, an unknown or revoked key, a key of
     // another merchant) goes to the handler, which refuses it, and nothing is stored.
-    let Some(token) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .filter(|_| {
-            api.keys()
-                .caller(req.headers(), path_merchant.as_deref())
-                .is_ok()
-        })
-        .cloned()
-    else {
+    // The handler's extractors take the caller found here rather than look again.
+    let (Some(token), Ok(caller)) = (
+        req.headers().get(header::AUTHORIZATION).cloned(),
+        api.keys().caller(req.headers(), path_merchant.as_deref()),
+    ) else {
         return next.run(req).await;
     };
+    let mut req = req;
+    req.extensions_mut().insert(caller);
     // Merchant creation and the like: the operator's own scope (not a valid merchant id).
     let merchant = path_merchant.unwrap_or_else(|| "~operator".to_string());
     let (parts, body) = req.into_parts();
-    let hash = head_hash(&parts);
-    let incoming = if data_file(&parts) {
-        Incoming::Streaming(body)
+    let mut hash = head_hash(&parts);
+    let incoming = if super::extract::data_format(&parts.headers).is_some() {
+        Incoming::Streaming(body, hash)
     } else {
         let limit = api.limits().upload_body.max(api.limits().json_body);
         match axum::body::to_bytes(body, limit).await {
-            Ok(b) => Incoming::Whole(b),
-            Err(_) => return too_large(limit),
+            Ok(bytes) => {
+                hash.update(&bytes);
+                let fingerprint = hex(&hash.finalize());
+                Incoming::Whole { bytes, fingerprint }
+            }
+            Err(_) => return ApiError::body_too_large(limit).into_response(),
         }
     };
     let scope = hex(&Sha256::digest(token.as_bytes())[..16]);
@@ -328,15 +294,13 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             return ApiError::internal("corrupt idempotency record").into_response();
         };
         let (fingerprint, whole) = match incoming {
-            Incoming::Whole(b) => {
-                let mut h = hash;
-                h.update(&b);
-                (hex(&h.finalize()), Some(b))
+            Incoming::Whole { bytes, fingerprint } => (fingerprint, Some(bytes)),
+            Incoming::Streaming(body, hash) => {
+                match hash_all(hash, body, api.limits().data_body).await {
+                    Ok(f) => (f, None),
+                    Err(answer) => return answer,
+                }
             }
-            Incoming::Streaming(body) => match hash_all(hash, body, api.limits().data_body).await {
-                Ok(f) => (f, None),
-                Err(answer) => return answer,
-            },
         };
         if s.fingerprint != fingerprint {
             return ApiError::new(
@@ -360,12 +324,8 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
         };
     }
     let (body, seen) = match incoming {
-        Incoming::Whole(b) => {
-            let mut h = hash;
-            h.update(&b);
-            (Body::from(b), Err(hex(&h.finalize())))
-        }
-        Incoming::Streaming(body) => {
+        Incoming::Whole { bytes, fingerprint } => (Body::from(bytes), Err(fingerprint)),
+        Incoming::Streaming(body, hash) => {
             let seen = std::sync::Arc::new(Mutex::new((hash, false)));
             let body = Body::new(Hashing {
                 inner: body,
@@ -378,13 +338,7 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
     let (response, deferred) = Engine::deferring(next.run(Request::from_parts(parts, body))).await;
     // What the handler wrote without waiting for the disk: durable before any answer
     // goes out, by the stored answer's own wait or else by this one.
-    let settle = async |response: Response| match deferred {
-        Some(ticket) => match api.engine().wait(ticket).await {
-            Ok(()) => response,
-            Err(e) => ApiError::from(e).into_response(),
-        },
-        None => response,
-    };
+    let settle = async |response: Response| settled(&api, deferred, response).await;
     // A streamed body's fingerprint is known once the handler has read all of it; a
     // handler that refused it unread changed nothing, and its answer is not kept.
     let fingerprint = match seen {

@@ -102,12 +102,10 @@ pub async fn plugin_activate(
     _: MerchantKey,
     Path((merchant, version)): Path<(String, String)>,
 ) -> Answer {
-    known_version(&api, &merchant, &version).await?;
-    let a = api.clone();
     let info = blocking(move || {
-        a.registry()
+        api.registry()
             .activate_with(&merchant, &version, now(), |info| {
-                config_fits(&a, &merchant, info)
+                config_fits(&api, &merchant, info)
             })
     })
     .await?;
@@ -122,10 +120,9 @@ pub async fn plugins_rollback(
     _: MerchantKey,
     Path(merchant): Path<String>,
 ) -> Answer {
-    let a = api.clone();
     let info = blocking(move || {
-        a.registry()
-            .rollback_with(&merchant, now(), |info| config_fits(&a, &merchant, info))
+        api.registry()
+            .rollback_with(&merchant, now(), |info| config_fits(&api, &merchant, info))
     })
     .await?;
     Ok(ok(&info))

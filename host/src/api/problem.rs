@@ -131,6 +131,26 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, slug, "Not found", detail)
     }
 
+    /// A body over its limit of `limit` bytes.
+    pub fn body_too_large(limit: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "The body is too large",
+            format!("the body is over the limit of {limit} bytes"),
+        )
+    }
+
+    /// A body the transport failed to deliver.
+    pub fn unreadable_body(detail: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable-body",
+            "The body could not be read",
+            detail,
+        )
+    }
+
     /// The caller is not authenticated.
     pub fn unauthorized(detail: impl Into<String>) -> ApiError {
         ApiError::new(

@@ -280,7 +280,7 @@ impl Engine {
         //    be applied) and the queueing.
         let mut stripes: Vec<usize> = prepared
             .iter()
-            .map(|p| self.stripe(merchant, &rows[p.row].member))
+            .map(|p| self.stripe((merchant, &rows[p.row].member)))
             .collect();
         stripes.sort_unstable();
         stripes.dedup();

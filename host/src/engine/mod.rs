@@ -480,14 +480,16 @@ impl Engine {
             .ok_or_else(|| EngineError::NoProgramme(merchant.to_string()))
     }
 
-    fn stripe(&self, merchant: &str, member: &str) -> usize {
+    /// The stripe of `key`: a member (merchant, member), or an operation id (merchant,
+    /// scope, id).
+    fn stripe(&self, key: impl Hash) -> usize {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (merchant, member).hash(&mut h);
+        key.hash(&mut h);
         (h.finish() as usize) % STRIPES
     }
 
     fn lock_member(&self, merchant: &str, member: &str) -> MutexGuard<'_, ()> {
-        lock(&self.stripes[self.stripe(merchant, member)])
+        lock(&self.stripes[self.stripe((merchant, member))])
     }
 
     /// Lock a member and an operation id of the merchant (an event's, an adjustment's,
@@ -500,11 +502,9 @@ impl Engine {
         scope: &str,
         id: &str,
     ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (merchant, scope, id).hash(&mut h);
         self.lock_stripes(
-            self.stripe(merchant, member),
-            (h.finish() as usize) % STRIPES,
+            self.stripe((merchant, member)),
+            self.stripe((merchant, scope, id)),
         )
     }
 
@@ -525,7 +525,7 @@ impl Engine {
         a: &str,
         b: &str,
     ) -> (MutexGuard<'_, ()>, Option<MutexGuard<'_, ()>>) {
-        self.lock_stripes(self.stripe(merchant, a), self.stripe(merchant, b))
+        self.lock_stripes(self.stripe((merchant, a)), self.stripe((merchant, b)))
     }
 
     fn member_key(merchant: &str, member: &str) -> Key {

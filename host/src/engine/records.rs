@@ -397,7 +397,7 @@ impl EventRecord {
         let (c, rest): (Compact, _) = postcard::take_from_bytes(rest).map_err(unreadable)?;
         let partner = match rest {
             [] => None,
-            rest => Some(postcard::from_bytes::<String>(rest).map_err(unreadable)?),
+            rest => Some(super::decode_bin::<String>(rest, "event")?),
         };
         Ok(EventRecord {
             partner,

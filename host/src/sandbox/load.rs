@@ -346,11 +346,7 @@ fn catalogue_ids<'a>(
     let invalid = |reason: String| LoadError::InvalidDescribe { reason };
     let mut seen = HashSet::new();
     for (i, id) in ids.enumerate() {
-        if !super::validate::valid_id(id) {
-            return Err(invalid(format!(
-                "{list}[{i}].id {id:?} must be 1-64 characters of a-z, 0-9, '-' and '_'"
-            )));
-        }
+        super::validate::id(&format!("{list}[{i}].id"), id).map_err(invalid)?;
         if !seen.insert(id) {
             return Err(invalid(format!("{one} id {id:?} is listed twice")));
         }
