@@ -20,6 +20,15 @@
 //! If applying a round fails, the writes it held were acknowledged to nobody, but
 //! reads may have seen them through the overlay. The group commit then refuses every
 //! later write (fail-stop): the process must be restarted on the state on disk.
+//!
+//! **Recent member records.** Every event reads its member's record, and a sled `get`
+//! (the tree's descent, its page cache, its epoch) costs several µs under load. So the
+//! member records written or read lately stay in memory, up to [`RECENT_BYTES`]: when
+//! a round is applied its member records move from the overlay into this cache, and a
+//! record read from the storage joins it unless a write to it, or an eviction, came
+//! in between. Every write of the process goes through the group commit, so the cache
+//! is never behind the storage; it answers only member records, and only with a
+//! committer (an inline group commit reads its storage directly).
 
 use crate::lock;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -62,6 +71,71 @@ const GATHER: Duration = Duration::from_millis(2);
 /// deleted).
 type Pending = (u64, Option<Vec<u8>>);
 
+/// The space whose records the group commit keeps in memory once written or read.
+const CACHED: Space = Space::Members;
+
+/// The most memory (keys and values) the recent member records take: two generations
+/// of half as much each (see [`Recent`]).
+pub const RECENT_BYTES: usize = 32 << 20;
+
+/// What a cached entry costs beyond its key and value: the map's slot and the two
+/// vectors' headers and allocations, roughly.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// The recent member records (see the module docs), as two generations: entries go
+/// into the young one; when it holds half of [`RECENT_BYTES`] it becomes the old one
+/// and the old one is dropped. A read looks in both, so an entry stays at least until
+/// half the budget has been written after it.
+struct Recent {
+    /// The most bytes the two generations hold together.
+    budget: usize,
+    young: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    old: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    young_bytes: usize,
+    /// How many times a generation was dropped: a read that began before a drop
+    /// must not put what it read back (a write may have been dropped meanwhile).
+    evictions: u64,
+}
+
+impl Default for Recent {
+    fn default() -> Self {
+        Recent::new(RECENT_BYTES)
+    }
+}
+
+impl Recent {
+    fn new(budget: usize) -> Recent {
+        Recent {
+            budget,
+            young: HashMap::new(),
+            old: HashMap::new(),
+            young_bytes: 0,
+            evictions: 0,
+        }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
+        self.young.get(key).or_else(|| self.old.get(key))
+    }
+
+    fn contains(&self, key: &[u8]) -> bool {
+        self.young.contains_key(key) || self.old.contains_key(key)
+    }
+
+    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let size = key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
+        if self.young_bytes + size > self.budget / 2 {
+            self.old = std::mem::take(&mut self.young);
+            self.young_bytes = 0;
+            self.evictions += 1;
+        }
+        self.young_bytes += size;
+        // The old generation's copy, if any, is older than this one.
+        self.old.remove(&key);
+        self.young.insert(key, value);
+    }
+}
+
 #[derive(Default)]
 struct State {
     /// Batches not yet applied, oldest first, with their tickets.
@@ -69,6 +143,8 @@ struct State {
     /// The newest queued value of every key written by a batch not yet applied, with
     /// the ticket of the batch that wrote it (`None`: deleted).
     overlay: HashMap<Space, HashMap<Vec<u8>, Pending>>,
+    /// Member records written or read lately (see the module docs).
+    recent: Recent,
     /// The last ticket issued.
     issued: u64,
     /// Every ticket up to this one is applied to the storage.
@@ -330,6 +406,25 @@ impl GroupCommit {
         }
     }
 
+    /// Keep `value`, read from the storage after `evictions` generations of recent
+    /// records had been dropped, unless it may be older than the storage's by now: a
+    /// write queued since is in the overlay or (applied) in memory, unless a
+    /// generation was dropped since. Whether it was kept.
+    fn keep_read(&self, space: Space, key: &Key, evictions: u64, value: &Option<Vec<u8>>) -> bool {
+        let copy = value.clone();
+        let mut st = lock(&self.shared.state);
+        let written = st
+            .overlay
+            .get(&space)
+            .is_some_and(|m| m.contains_key(key.as_bytes()));
+        let keep =
+            !written && st.recent.evictions == evictions && !st.recent.contains(key.as_bytes());
+        if keep {
+            st.recent.insert(key.as_bytes().to_vec(), copy);
+        }
+        keep
+    }
+
     /// The flush latency histogram (a shared handle, for the metrics registry).
     pub fn latency(&self) -> Histogram {
         self.shared.latency.clone()
@@ -358,15 +453,24 @@ fn refused(why: &str) -> StorageError {
 
 impl Storage for GroupCommit {
     fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
-        {
+        let cached = space == CACHED && !self.inline;
+        let evictions = {
             let st = lock(&self.shared.state);
             if let Some((_, value)) = st.overlay.get(&space).and_then(|m| m.get(key.as_bytes())) {
                 return Ok(value.clone());
             }
-        }
+            if cached && let Some(value) = st.recent.get(key.as_bytes()) {
+                return Ok(value.clone());
+            }
+            st.recent.evictions
+        };
         // Not pending: the storage has the newest value. (A write queued after the
         // check is newer than this read, as if the read had come first.)
-        self.shared.storage.get(space, key)
+        let value = self.shared.storage.get(space, key)?;
+        if cached {
+            self.keep_read(space, key, evictions, &value);
+        }
+        Ok(value)
     }
 
     fn scan_page(
@@ -481,9 +585,18 @@ fn commit_loop(s: &Shared) {
                 Ok(()) => {
                     st.applied = last;
                     // What this round wrote is now in the storage, unless a later
-                    // batch has written the key again since.
-                    for writes in st.overlay.values_mut() {
-                        writes.retain(|_, (ticket, _)| *ticket > last);
+                    // batch has written the key again since. Its member records
+                    // stay in the cache.
+                    let st = &mut *st;
+                    for (space, writes) in st.overlay.iter_mut() {
+                        let applied = writes.extract_if(|_, (ticket, _)| *ticket <= last);
+                        if *space == CACHED {
+                            for (key, (_, value)) in applied {
+                                st.recent.insert(key, value);
+                            }
+                        } else {
+                            applied.for_each(drop);
+                        }
                     }
                 }
                 Err(e) => {
@@ -552,6 +665,153 @@ mod tests {
 
     fn key(i: u64) -> Key {
         Key::merchant("m", &[format!("k{i}").as_bytes()])
+    }
+
+    /// A group commit with its committer over sled, and the sled storage under it (to
+    /// change behind the group commit's back, which nothing in the host does).
+    fn started() -> (tempfile::TempDir, Arc<dyn Storage>, GroupCommit) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap());
+        let gc = GroupCommit::start(storage.clone());
+        (dir, storage, gc)
+    }
+
+    fn put_value(gc: &GroupCommit, space: Space, i: u64, value: &[u8]) {
+        let mut b = Batch::new();
+        b.put(space, key(i), value.to_vec());
+        gc.wait(gc.submit(b).unwrap()).unwrap();
+    }
+
+    fn remove_underneath(storage: &Arc<dyn Storage>, space: Space, i: u64) {
+        let mut b = Batch::new();
+        b.delete(space, key(i));
+        storage.apply(b).unwrap();
+    }
+
+    #[test]
+    fn member_records_written_are_read_from_memory_and_nothing_else_is() {
+        let (_dir, storage, gc) = started();
+        put_value(&gc, Space::Members, 1, b"member");
+        put_value(&gc, Space::Codes, 1, b"code");
+        // Both are applied; only the member record stays in memory, so taking both
+        // away underneath shows which one the group commit still answers.
+        remove_underneath(&storage, Space::Members, 1);
+        remove_underneath(&storage, Space::Codes, 1);
+        assert_eq!(
+            gc.get(Space::Members, &key(1)).unwrap(),
+            Some(b"member".to_vec())
+        );
+        assert_eq!(gc.get(Space::Codes, &key(1)).unwrap(), None);
+        // A deletion is remembered as one.
+        let mut b = Batch::new();
+        b.delete(Space::Members, key(1));
+        gc.wait(gc.submit(b).unwrap()).unwrap();
+        assert_eq!(gc.get(Space::Members, &key(1)).unwrap(), None);
+    }
+
+    #[test]
+    fn a_member_record_read_is_kept_and_replaced_by_the_next_write() {
+        let (_dir, storage, gc) = started();
+        let mut b = Batch::new();
+        b.put(Space::Members, key(2), b"on disk".to_vec());
+        storage.apply(b).unwrap();
+        assert_eq!(
+            gc.get(Space::Members, &key(2)).unwrap(),
+            Some(b"on disk".to_vec())
+        );
+        // Kept: answered after it is gone underneath.
+        remove_underneath(&storage, Space::Members, 2);
+        assert_eq!(
+            gc.get(Space::Members, &key(2)).unwrap(),
+            Some(b"on disk".to_vec())
+        );
+        // A write replaces it, while queued (the overlay) and once applied (memory).
+        put_value(&gc, Space::Members, 2, b"newer");
+        assert_eq!(
+            gc.get(Space::Members, &key(2)).unwrap(),
+            Some(b"newer".to_vec())
+        );
+        remove_underneath(&storage, Space::Members, 2);
+        assert_eq!(
+            gc.get(Space::Members, &key(2)).unwrap(),
+            Some(b"newer".to_vec())
+        );
+    }
+
+    #[test]
+    fn an_inline_group_commit_keeps_nothing_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path(), 1 << 20).unwrap());
+        let gc = GroupCommit::inline(storage.clone());
+        put_value(&gc, Space::Members, 3, b"member");
+        assert_eq!(
+            gc.get(Space::Members, &key(3)).unwrap(),
+            Some(b"member".to_vec())
+        );
+        remove_underneath(&storage, Space::Members, 3);
+        assert_eq!(gc.get(Space::Members, &key(3)).unwrap(), None);
+    }
+
+    #[test]
+    fn recent_records_are_bounded_and_evicted_a_generation_at_a_time() {
+        // Room for two 100-byte entries a generation.
+        let mut r = Recent::new(2 * (2 * (100 + ENTRY_OVERHEAD)));
+        let k = |i: u8| vec![i; 4];
+        let v = || Some(vec![0; 96]);
+        r.insert(k(1), v());
+        r.insert(k(2), v());
+        assert_eq!((r.young.len(), r.old.len(), r.evictions), (2, 0, 0));
+        // The third starts a generation: the first two are old, still answered.
+        r.insert(k(3), v());
+        assert_eq!((r.young.len(), r.old.len(), r.evictions), (1, 2, 1));
+        assert!(r.contains(&k(1)) && r.contains(&k(3)));
+        // Written again, an old entry moves to the young generation, once.
+        r.insert(k(1), Some(vec![7]));
+        assert_eq!(r.get(&k(1)), Some(&Some(vec![7])));
+        assert_eq!((r.young.len(), r.old.len()), (2, 1));
+        // The next generation drops the first old one whole.
+        r.insert(k(4), v());
+        assert_eq!(r.evictions, 2);
+        assert!(!r.contains(&k(2)), "dropped with its generation");
+        assert!(r.contains(&k(1)) && r.contains(&k(3)) && r.contains(&k(4)));
+    }
+
+    #[test]
+    fn a_read_that_began_before_an_eviction_is_not_kept() {
+        let (_dir, storage, gc) = started();
+        let mut b = Batch::new();
+        b.put(Space::Members, key(5), b"old".to_vec());
+        storage.apply(b).unwrap();
+        // As `get` does: note the evictions, read the storage...
+        let evictions = lock(&gc.shared.state).recent.evictions;
+        let read = storage.get(Space::Members, &key(5)).unwrap();
+        assert_eq!(read, Some(b"old".to_vec()));
+        // ...meanwhile a write lands and its generation is dropped, so the write is
+        // neither pending nor in memory...
+        put_value(&gc, Space::Members, 5, b"new");
+        {
+            let mut st = lock(&gc.shared.state);
+            let r = &mut st.recent;
+            r.old = std::mem::take(&mut r.young);
+            r.old.clear();
+            r.young_bytes = 0;
+            r.evictions += 1;
+        }
+        // ...and what was read before it is not kept...
+        assert!(!gc.keep_read(Space::Members, &key(5), evictions, &read));
+        // ...so a get reads the storage, which has the write, and keeps that.
+        assert_eq!(
+            gc.get(Space::Members, &key(5)).unwrap(),
+            Some(b"new".to_vec())
+        );
+        remove_underneath(&storage, Space::Members, 5);
+        assert_eq!(
+            gc.get(Space::Members, &key(5)).unwrap(),
+            Some(b"new".to_vec())
+        );
+        // A read with nothing in between is kept.
+        let evictions = lock(&gc.shared.state).recent.evictions;
+        assert!(gc.keep_read(Space::Members, &key(6), evictions, &Some(b"six".to_vec())));
     }
 
     #[test]
