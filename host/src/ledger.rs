@@ -11,7 +11,8 @@
 //!
 //! A balance never goes below zero silently: a refund of points already spent, or a
 //! negative adjustment beyond the balance, records an explicit debt that later
-//! earnings pay off first.
+//! earnings pay off first. A refund of points that expired takes nothing and owes
+//! nothing: the member lost them once, when they expired (see [`Expired`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,25 @@ impl Lot {
         self.expires_at.is_some_and(|e| e <= now)
     }
 }
+
+/// Points that expired from a lot and that no refund has accounted for yet. A refund
+/// whose purchase's points are no longer in their lot counts them first as these
+/// (nothing to take back: they already left with the expiry's line), and only the
+/// rest as spent, which becomes debt. Points of one lot cannot be told apart, so when
+/// a lot was both spent from and expired, the member gets the benefit of the doubt
+/// up to what expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    /// The lot they expired from.
+    pub lot: u64,
+    /// The points still to account for.
+    pub points: i64,
+}
+
+/// The most [`Expired`] entries an account keeps, the latest: a refund of a purchase
+/// whose lot expired before the last 16 lots that expired counts its missing points
+/// as spent, as it did before expired points were remembered.
+pub const MAX_EXPIRED: usize = 16;
 
 /// What a ledger line records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -155,6 +175,11 @@ pub struct Account {
     pub total: i64,
     next_lot: u64,
     next_seq: u64,
+    /// Points expired from lots, for refunds (oldest first, at most [`MAX_EXPIRED`]).
+    /// Not in the account's own encoding: the engine stores them after the member
+    /// record, so records written before they existed read as they are.
+    #[serde(skip)]
+    pub expired: Vec<Expired>,
 }
 
 /// Balances at one moment.
@@ -375,8 +400,9 @@ impl Account {
     /// (1, 1); a second partial refund passes the cumulative fraction refunded so far.
     /// Points still in their lots come back out of them (from what the lot still
     /// holds, whichever credit of its bucket put them there); points no longer there
-    /// (spent or expired) become debt. Updates `earned` and returns the points
-    /// reversed now.
+    /// count first as expired from that lot ([`Expired`]: nothing is taken or owed
+    /// for them) and the rest as spent, which becomes debt. Updates `earned` and
+    /// returns the points reversed now (taken back or owed).
     pub fn reverse(
         &mut self,
         earned: &mut [Earned],
@@ -408,10 +434,19 @@ impl Account {
                 }
                 None => 0,
             };
+            let expired = match self.expired.iter_mut().find(|x| x.lot == e.lot) {
+                Some(x) => {
+                    let n = x.points.min(due - from_lot);
+                    x.points -= n;
+                    n
+                }
+                None => 0,
+            };
             e.reversed += due;
-            debt_added += due - from_lot;
-            reversed_now += due;
+            debt_added += due - from_lot - expired;
+            reversed_now += due - expired;
         }
+        self.expired.retain(|x| x.points > 0);
         if reversed_now > 0 {
             self.debt += debt_added;
             self.line(
@@ -498,6 +533,7 @@ impl Account {
         let mut total = 0;
         for (at, points, id) in expired_lines {
             total += points;
+            self.expired.push(Expired { lot: id, points });
             self.line(
                 at,
                 LineKind::Expire,
@@ -507,6 +543,8 @@ impl Account {
                 None,
             );
         }
+        let over = self.expired.len().saturating_sub(MAX_EXPIRED);
+        self.expired.drain(..over);
         self.repay_debt(now);
         total
     }

@@ -158,15 +158,22 @@ struct H {
 }
 
 fn open(dir: &Path) -> H {
+    let h = reopen(dir);
+    h.engine
+        .durable(h.engine.create_merchant(merchant_settings("m")).unwrap())
+        .unwrap();
+    h
+}
+
+/// The engine on the data in `dir`, whose merchant exists.
+fn reopen(dir: &Path) -> H {
     let storage: Arc<dyn Storage> = Arc::new(SledStorage::open(dir, 16 << 20).unwrap());
     let programmes = Arc::new(FixedProgrammes::new());
     programmes.set("m", Arc::new(Scripted::new()));
     let pool = Arc::new(PluginPool::new(4, 4, Duration::from_secs(30)));
-    let engine = Arc::new(Engine::new(storage, programmes, pool));
-    engine
-        .durable(engine.create_merchant(merchant_settings("m")).unwrap())
-        .unwrap();
-    H { engine }
+    H {
+        engine: Arc::new(Engine::new(storage, programmes, pool)),
+    }
 }
 
 impl H {
@@ -295,6 +302,62 @@ fn a_refund_that_creates_debt_pays_it_from_available_points() {
         (0, 0, Vec::<String>::new()),
         "the 100 points of debt should have been paid from the 100 available"
     );
+}
+
+/// A refund reversed its purchase's points even when they had expired: as debt, or
+/// from points the member earned since, so the member lost them twice (session 22's
+/// note). Now the points that expired from the purchase's lot count first as gone
+/// already; what was kept of them survives a restart with the member's record.
+#[test]
+fn a_refund_after_the_points_expired_does_not_take_them_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let exp = NOW + DAY;
+    {
+        let h = open(dir.path());
+        for m in ["ann", "bob"] {
+            h.enrol(m);
+            let attrs = serde_json::json!({"expires": exp.to_string()});
+            h.post(m, purchase(&format!("{m}-p1"), 10_000, NOW + 1, attrs))
+                .unwrap();
+            h.post(
+                m,
+                purchase(&format!("{m}-p2"), 5_000, NOW + 2, serde_json::json!({})),
+            )
+            .unwrap();
+        }
+        // Ann's record is read after the expiry, so what expired is stored before the
+        // refund; Bob's expires as the refund reads it.
+        let ann = h.engine.member("m", "ann", exp + 1).unwrap().balance;
+        assert_eq!((ann.available, ann.debt), (50, 0));
+    }
+    let h = reopen(dir.path());
+    for m in ["ann", "bob"] {
+        let r = h
+            .post(
+                m,
+                refund(
+                    &format!("{m}-r1"),
+                    &format!("{m}-p1"),
+                    10_000,
+                    true,
+                    exp + 2,
+                ),
+            )
+            .unwrap();
+        assert_eq!(
+            (r.reversed, r.balance.available, r.balance.debt),
+            (0, 50, 0),
+            "{m}: the 100 points expired; the refund takes nothing more"
+        );
+        assert_eq!(h.ledger_sum(m), 50, "{m}");
+        // A second refund of the same purchase finds nothing left to reverse.
+        let again = h.post(
+            m,
+            refund(&format!("{m}-r2"), &format!("{m}-p1"), 1, false, exp + 3),
+        );
+        assert!(again.is_err(), "{m}: refunded in full already: {again:?}");
+    }
+    assert_eq!(h.engine.check("m").unwrap().problems, Vec::<String>::new());
 }
 
 /// Cancelling a committed redemption puts the points back "into the lots they came
@@ -684,4 +747,66 @@ fn budget_values_are_bounded_and_do_not_wrap() {
         .unwrap();
     assert_eq!(over.credited.len(), 0, "{over:?}");
     assert_eq!(over.refused.len(), 1, "{over:?}");
+}
+
+/// Points a refund took back still counted against the budget of the period they
+/// were issued in, so a merchant in reject mode could not issue them again (session
+/// 22's note). Now they come off that period's usage, whichever period the refund
+/// falls in.
+#[test]
+fn a_refund_gives_its_points_back_to_the_budget_of_their_period() {
+    use loyalty_host::domain::Money;
+    use loyalty_host::engine::{Budget, BudgetPeriod, OnExceed, PointValue};
+    let dir = tempfile::tempdir().unwrap();
+    let h = open(dir.path());
+    let usd = |minor| Money {
+        minor,
+        currency: "USD".into(),
+    };
+    let done = h
+        .engine
+        .update_merchant("m", |s| {
+            s.point_value = Some(PointValue {
+                points: 1,
+                worth: usd(2),
+            });
+            s.budget = Some(Budget {
+                period: BudgetPeriod::Month,
+                limit: usd(200),
+                on_exceed: OnExceed::Reject,
+            });
+        })
+        .unwrap();
+    h.engine.durable(done).unwrap();
+    h.enrol("ann");
+    let points = |n: i64| serde_json::json!({ "points": n.to_string() });
+    let p1 = h
+        .post("ann", purchase("p1", 1, NOW + 1, points(100)))
+        .unwrap();
+    assert_eq!(p1.credited.len(), 1);
+    let full = h
+        .post("ann", purchase("p2", 1, NOW + 2, points(40)))
+        .unwrap();
+    assert_eq!(
+        (full.credited.len(), full.refused.len()),
+        (0, 1),
+        "the budget is spent"
+    );
+    // Refunded in the same month: its 100 points (200 in value) are no longer issued.
+    h.post("ann", refund("r1", "p1", 1, true, NOW + 3)).unwrap();
+    let usage = h.engine.budget_usage("m", NOW + 3).unwrap();
+    assert_eq!((usage.points, usage.value), (0, 0));
+    let again = h
+        .post("ann", purchase("p3", 1, NOW + 4, points(60)))
+        .unwrap();
+    assert_eq!(again.credited.len(), 1, "{again:?}");
+    // Refunded two months later: its month's usage falls, the refund's month's does
+    // not (nothing was issued then).
+    let later = NOW + 62 * DAY;
+    h.post("ann", refund("r3", "p3", 1, true, later)).unwrap();
+    let then = h.engine.budget_usage("m", NOW + 4).unwrap();
+    let now = h.engine.budget_usage("m", later).unwrap();
+    assert_ne!(then.period, now.period);
+    assert_eq!((then.points, then.value), (0, 0));
+    assert_eq!((now.points, now.value), (0, 0));
 }

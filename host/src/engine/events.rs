@@ -316,6 +316,7 @@ impl Engine {
                 }
             }
             points -= reversed;
+            self.give_back_budget(settings, budget, r.original.at, reversed, batch)?;
             r.original.refunded += r.amount;
             // Spend counts purchases in the programme's currency: a refund takes back
             // only what its purchase added.
@@ -593,6 +594,48 @@ pub(super) fn charge_budget(
     u.value = u.value.saturating_add(value);
     state.changed = true;
     None
+}
+
+impl Engine {
+    /// Points a refund reversed (taken back, or owed as debt) no longer count as
+    /// issued: they come off the usage of the budget period their purchase was in (this
+    /// operation's, or an earlier one's, written in `batch`), at the point's worth now,
+    /// never below nothing. Called under the merchant's budget lock.
+    fn give_back_budget(
+        &self,
+        settings: &MerchantSettings,
+        budget: &mut Option<BudgetState>,
+        issued_at: Timestamp,
+        points: i64,
+        batch: &mut Batch,
+    ) -> Result<(), EngineError> {
+        let (Some(cfg), Some(pv), Some(state)) =
+            (&settings.budget, &settings.point_value, budget.as_mut())
+        else {
+            return Ok(());
+        };
+        if points <= 0 {
+            return Ok(());
+        }
+        let value = pv.value_of(points);
+        let give_back = |u: &mut BudgetUsage| {
+            u.points = u.points.saturating_sub(points).max(0);
+            u.value = u.value.saturating_sub(value).max(0);
+        };
+        let period = cfg.period.key(issued_at);
+        if period == state.usage.period {
+            give_back(&mut state.usage);
+            state.changed = true;
+        } else {
+            let mut usage = self.load_usage(&settings.id, &period)?;
+            if usage.points > 0 || usage.value > 0 {
+                give_back(&mut usage);
+                let key = Key::merchant(&settings.id, &[period.as_bytes()]);
+                batch.put(Space::Budget, key, encode(&usage));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Check a refund against its purchase and work out the cumulative fraction refunded.

@@ -192,19 +192,38 @@ struct PerksHeader {
 /// A member record as stored. Perks kept apart are not read: `perks` is empty until
 /// [`Engine::read_perks`].
 pub(crate) fn decode_member(bytes: &[u8]) -> Result<MemberRecord, EngineError> {
-    match bytes.split_first() {
+    let unreadable =
+        |e: postcard::Error| EngineError::Storage(format!("stored member is unreadable: {e}"));
+    let (kept, bytes) = match bytes.split_first() {
         Some((&PERKS_APART, rest)) => {
-            let (header, rest) = postcard::take_from_bytes::<PerksHeader>(rest)
-                .map_err(|e| EngineError::Storage(format!("stored member is unreadable: {e}")))?;
-            let mut rec: MemberRecord = decode_bin(rest, "member")?;
-            rec.perks_kept = PerksKept::Apart {
+            let (header, rest) =
+                postcard::take_from_bytes::<PerksHeader>(rest).map_err(unreadable)?;
+            let kept = PerksKept::Apart {
                 answer: header.answer,
                 until: header.until,
                 read: None,
             };
-            Ok(rec)
+            (kept, rest)
         }
-        _ => decode_bin(bytes, "member"),
+        _ => (PerksKept::Inline, bytes),
+    };
+    let (mut rec, trailer) =
+        postcard::take_from_bytes::<MemberRecord>(bytes).map_err(unreadable)?;
+    rec.perks_kept = kept;
+    // Points expired from its lots, when there are any (see `encode_member`).
+    if !trailer.is_empty() {
+        rec.account.expired = decode_bin(trailer, "member's expired points")?;
+    }
+    Ok(rec)
+}
+
+/// A member record's encoding: the record, then the points expired from its lots
+/// when there are any (after it, so a record written before they were kept reads as
+/// one without them).
+fn encode_member(rec: &MemberRecord, bytes: &mut Vec<u8>) {
+    bytes.extend(encode_bin(rec));
+    if !rec.account.expired.is_empty() {
+        bytes.extend(encode_bin(&rec.account.expired));
     }
 }
 
@@ -639,18 +658,15 @@ impl Engine {
                 }
             }
         };
-        let record = match &kept {
-            PerksKept::Inline => encode_bin(&*rec),
-            PerksKept::Apart { answer, until, .. } => {
-                let mut bytes = vec![PERKS_APART];
-                bytes.extend(encode_bin(&PerksHeader {
-                    answer: *answer,
-                    until: *until,
-                }));
-                bytes.extend(encode_bin(&*rec));
-                bytes
-            }
-        };
+        let mut record = Vec::new();
+        if let PerksKept::Apart { answer, until, .. } = &kept {
+            record.push(PERKS_APART);
+            record.extend(encode_bin(&PerksHeader {
+                answer: *answer,
+                until: *until,
+            }));
+        }
+        encode_member(rec, &mut record);
         b.put(Space::Members, key, record);
         rec.perks = perks;
         rec.perks_kept = kept;

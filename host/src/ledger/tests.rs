@@ -103,6 +103,100 @@ fn a_full_refund_reverses_exactly_what_the_purchase_earned() {
     a.check(T0).unwrap();
 }
 
+/// Points earned at T0 that expire after a day.
+fn earn_expiring(a: &mut Account, points: i64, event: &str) -> Vec<Earned> {
+    let lot = a
+        .credit(points, T0, Some(T0 + DAY), None, "purchase", Some(event))
+        .unwrap();
+    vec![Earned {
+        lot,
+        points,
+        reversed: 0,
+    }]
+}
+
+#[test]
+fn a_refund_of_points_that_expired_takes_nothing_and_owes_nothing() {
+    let mut a = Account::new();
+    let mut p1 = earn_expiring(&mut a, 300, "p-1");
+    a.credit(50, T0, None, None, "purchase", Some("p-2"))
+        .unwrap();
+    assert_eq!(a.settle(T0 + DAY), 300);
+    a.compact();
+    // The member lost the 300 once, when they expired; the refund does not take them
+    // again, from the 50 they still hold or as debt.
+    assert_eq!(
+        a.reverse(&mut p1, (1, 1), T0 + 2 * DAY, "refund", "rf-1"),
+        0
+    );
+    assert_eq!(a.balance(T0 + 2 * DAY), bal(50, 0, 0));
+    assert_eq!(p1[0].reversed, 300, "accounted for: never reversed again");
+    assert!(a.expired.is_empty());
+    a.check(T0 + 2 * DAY).unwrap();
+}
+
+#[test]
+fn a_partial_refund_after_expiry_accounts_for_its_share_only() {
+    let mut a = Account::new();
+    let mut p1 = earn_expiring(&mut a, 300, "p-1");
+    a.settle(T0 + DAY);
+    assert_eq!(a.reverse(&mut p1, (1, 3), T0 + DAY, "refund", "rf-1"), 0);
+    assert_eq!(
+        a.expired,
+        [Expired {
+            lot: 1,
+            points: 200
+        }]
+    );
+    assert_eq!(a.reverse(&mut p1, (1, 1), T0 + DAY, "refund", "rf-2"), 0);
+    assert_eq!(a.balance(T0 + DAY), bal(0, 0, 0));
+    a.check(T0 + DAY).unwrap();
+}
+
+#[test]
+fn a_lot_spent_from_and_then_expired_owes_only_beyond_what_expired() {
+    let mut a = Account::new();
+    // Two purchases share a bucket (same expiry): 200 + 100.
+    let mut p1 = earn_expiring(&mut a, 200, "p-1");
+    let p2 = earn_expiring(&mut a, 100, "p-2");
+    assert_eq!(p1[0].lot, p2[0].lot);
+    a.spend(250, T0, "reward", "r-1").unwrap();
+    // 50 of the bucket expire.
+    assert_eq!(a.settle(T0 + DAY), 50);
+    a.compact();
+    // Refunding the first purchase: its 200 are gone from the bucket; 50 of them
+    // count as expired, the other 150 as spent: debt.
+    assert_eq!(a.reverse(&mut p1, (1, 1), T0 + DAY, "refund", "rf-1"), 150);
+    assert_eq!(a.balance(T0 + DAY), bal(0, 0, 150));
+    let last = a.lines.last().unwrap();
+    assert_eq!((last.kind, last.points), (LineKind::Refund, -150));
+    a.check(T0 + DAY).unwrap();
+}
+
+#[test]
+fn an_account_remembers_the_latest_lots_that_expired_only() {
+    let mut a = Account::new();
+    for i in 0..(MAX_EXPIRED as i64 + 4) {
+        a.credit(10, T0, Some(T0 + 1 + i), None, "purchase", None)
+            .unwrap();
+    }
+    a.settle(T0 + DAY);
+    assert_eq!(a.expired.len(), MAX_EXPIRED);
+    assert_eq!(
+        a.expired[0].lot, 5,
+        "the four that expired first are forgotten"
+    );
+    // A refund of points of a forgotten lot counts them as spent, as before.
+    let mut old = vec![Earned {
+        lot: 1,
+        points: 10,
+        reversed: 0,
+    }];
+    assert_eq!(a.reverse(&mut old, (1, 1), T0 + DAY, "refund", "rf"), 10);
+    assert_eq!(a.balance(T0 + DAY).debt, 10);
+    a.check(T0 + DAY).unwrap();
+}
+
 #[test]
 fn partial_refunds_reverse_proportionally_and_cumulatively() {
     let mut a = Account::new();

@@ -214,5 +214,10 @@ fn engine_config(limits: &Limits) -> Config {
         .max_wasm_stack(limits.stack_bytes)
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    // For profiling: wasmtime writes /tmp/perf-<pid>.map, so perf names the guests'
+    // compiled functions.
+    if std::env::var_os("LOYALTY_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config
 }
