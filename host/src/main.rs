@@ -172,6 +172,11 @@ struct ServeArgs {
     /// Days without a purchase after which `member.lapsing` is sent.
     #[arg(long, env = "LOYALTY_WEBHOOK_LAPSE_DAYS", default_value_t = 90)]
     webhook_lapse_days: u64,
+    /// Let webhook endpoints be on loopback, private or link-local addresses (by
+    /// default they must be public: merchants name them, the host posts from inside
+    /// its network).
+    #[arg(long, env = "LOYALTY_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
 }
 
 #[derive(clap::Args)]
@@ -456,6 +461,7 @@ async fn serve_async(args: ServeArgs) -> Result<(), String> {
     options.webhooks.timeout = Duration::from_millis(args.webhook_timeout_ms.max(1));
     options.webhooks.expiring_within = Duration::from_secs(args.webhook_expiring_days * 86_400);
     options.webhooks.lapse_after = Duration::from_secs(args.webhook_lapse_days.max(1) * 86_400);
+    options.webhooks.allow_private = args.webhook_allow_private;
     let app = App::open(&args.data, &options)
         .map_err(|e| format!("cannot open {}: {e}", args.data.display()))?;
     let operator = match (&args.operator_key, args.demo) {

@@ -454,6 +454,15 @@ impl Registry {
         self.activate_locked(merchant, &previous, now, check)
     }
 
+    /// Run `f` with no activation or rollback in progress or starting meanwhile: for a
+    /// change that must be checked against the active version and stay valid for it,
+    /// such as a merchant's new config (an activation checks the config it finds
+    /// against the version it activates, under the same lock).
+    pub fn holding_activations<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _one = self.activating.lock().unwrap_or_else(|e| e.into_inner());
+        f()
+    }
+
     /// The merchant's active programme, if any.
     pub fn active(&self, merchant: &str) -> Option<Arc<ActivePlugin>> {
         self.active

@@ -149,3 +149,64 @@ fn native_programmes_are_held_to_the_sandboxs_output_rules() {
         "the refused outcome changed nothing"
     );
 }
+
+/// A config put while a version is being activated: the activation has checked the
+/// old config against its version, the put checks the new config against the version
+/// still active, and each change is valid alone; together the merchant ran a version
+/// its config does not fit (session 22's note). The put now waits for the activation
+/// and is checked against the version it activated.
+#[test]
+fn a_config_put_during_an_activation_is_checked_against_the_version_activated() {
+    use loyalty_host::app::{App, Options};
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::open(dir.path(), &Options::default()).unwrap();
+    let engine = app.engine.clone();
+    engine
+        .durable(engine.create_merchant(merchant_settings("acme")).unwrap())
+        .unwrap();
+    let coffee = app
+        .registry
+        .upload("acme", &plugin_bytes("coffee-stars"), NOW)
+        .unwrap()
+        .version;
+    let airline = app
+        .registry
+        .upload("acme", &plugin_bytes("airline-miles"), NOW)
+        .unwrap()
+        .version;
+    app.registry.activate("acme", &coffee, NOW).unwrap();
+    // Valid for the coffee shop's schema only.
+    let coffee_config = serde_json::json!({ "stars_per_unit": 2 });
+
+    let checked = Arc::new(Barrier::new(2));
+    let activation = {
+        let (registry, engine, checked) = (app.registry.clone(), engine.clone(), checked.clone());
+        let airline = airline.clone();
+        std::thread::spawn(move || {
+            registry
+                .activate_with("acme", &airline, NOW + 1, |info| {
+                    // The activation's own check: the config it finds (none) fits.
+                    let settings = engine.merchant("acme").unwrap();
+                    if let Some(c) = &settings.config {
+                        loyalty_host::engine::check_config(&info.program.config_schema, c).unwrap();
+                    }
+                    checked.wait();
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok::<_, loyalty_host::registry::RegistryError>(())
+                })
+                .unwrap()
+        })
+    };
+    checked.wait();
+    // What `PUT .../config` does.
+    let put = app.registry.holding_activations(|| {
+        engine.update_merchant("acme", |s| s.config = Some(coffee_config.clone()))
+    });
+    activation.join().unwrap();
+    assert_eq!(app.registry.active("acme").unwrap().version, airline);
+    assert!(
+        put.is_err(),
+        "the coffee shop's config was accepted beside the airline's programme"
+    );
+    assert_eq!(engine.merchant("acme").unwrap().config, None);
+}

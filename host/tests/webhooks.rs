@@ -146,7 +146,7 @@ impl Receiver {
 
 // --- the host -------------------------------------------------------------------------
 
-/// Short waits so retries happen within a test.
+/// Short waits so retries happen within a test; the receivers are on loopback.
 fn fast() -> WebhookOptions {
     WebhookOptions {
         retry_base: Duration::from_millis(20),
@@ -154,6 +154,7 @@ fn fast() -> WebhookOptions {
         max_attempts: 4,
         timeout: Duration::from_secs(30),
         poll: Duration::from_millis(20),
+        allow_private: true,
         ..WebhookOptions::default()
     }
 }
@@ -619,6 +620,77 @@ fn an_https_endpoint_is_accepted_but_its_deliveries_fail_at_once_in_this_build()
     assert_eq!(d.status, DeliveryStatus::Failed);
     assert_eq!((d.attempts, d.last_status), (1, None));
     assert!(d.last_error.is_some());
+}
+
+/// By default an endpoint must be a public address: a merchant could otherwise make
+/// the host post to services on its own network (a database's HTTP port, the cloud
+/// metadata service at 169.254.169.254).
+#[test]
+fn by_default_endpoints_on_private_addresses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = WebhookOptions {
+        allow_private: false,
+        ..fast()
+    };
+    let h = Host::open(dir.path(), strict);
+    h.merchant("acme", "airline-miles");
+    for url in [
+        "http://127.0.0.1:9/hooks",
+        "http://localhost:9/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/hooks",
+        "http://[::1]:9/hooks",
+        "http://[::ffff:192.168.1.1]/hooks",
+    ] {
+        let refused = h.rt.block_on(h.app.webhooks.create_endpoint(
+            "acme",
+            &EndpointRequest {
+                url: url.into(),
+                events: vec![EventKind::PointsEarned],
+                description: None,
+            },
+            NOW,
+        ));
+        match refused {
+            Err(WebhookError::Invalid { pointer, message }) => {
+                assert_eq!(pointer, "/url", "{url}");
+                assert!(
+                    message.contains("--webhook-allow-private"),
+                    "{url}: {message}"
+                );
+            }
+            other => panic!("{url} was not refused: {other:?}"),
+        }
+    }
+    assert!(h.app.webhooks.endpoints("acme").unwrap().is_empty());
+}
+
+/// An endpoint registered while private addresses were allowed gets nothing once they
+/// are not: its delivery fails at once, and the receiver hears nothing.
+#[test]
+fn a_private_endpoint_gets_no_delivery_once_private_addresses_are_not_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = Receiver::ok(&rt);
+    {
+        let h = Host::open(&data, fast());
+        h.merchant("acme", "airline-miles");
+        h.register("acme", &receiver.url(), &[EventKind::PointsEarned]);
+    }
+    let strict = WebhookOptions {
+        allow_private: false,
+        ..fast()
+    };
+    let h = Host::open(&data, strict);
+    h.deliver();
+    h.enrol("acme", "ann", NOW);
+    h.fly("acme", "ann", "f-1", 50_000, NOW + 60);
+    let d = h.settled("acme", 1).remove(0);
+    assert_eq!((d.status, d.attempts), (DeliveryStatus::Failed, 1));
+    let error = d.last_error.unwrap_or_default();
+    assert!(error.contains("private address"), "{error}");
+    assert!(receiver.got().is_empty());
 }
 
 // --- durability, isolation, fairness ------------------------------------------------------

@@ -388,7 +388,7 @@ fn a_repeated_field_is_refused() {
 /// `Idempotency-Key` the answer holding it is stored and replayed, unlike a key's.
 #[test]
 fn a_webhook_secret_is_not_replayed() {
-    let server = Server::start(&[]);
+    let server = Server::start(&["--webhook-allow-private"]);
     let a = http::merchant(&server, "acme", "airline-miles");
     let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["points.earned"]});
     let first = post_with_key(&a.client, &a.path("/webhooks"), "hook-1", &body);
@@ -558,4 +558,38 @@ fn a_page_size_out_of_range_is_refused() {
         .expect(200);
     let deliveries = a.client.get(&a.path("/webhook-deliveries?limit=0"));
     assert_eq!(deliveries.status, 422, "{deliveries:?}");
+}
+
+/// A merchant could register a webhook endpoint on the host's own network (the cloud
+/// metadata service, a database's HTTP port) and have the host post to it. By default
+/// such an endpoint is refused, naming the field and the operator's flag; with the
+/// flag it is taken.
+#[test]
+fn a_webhook_on_a_private_address_is_refused_unless_the_operator_allows_it() {
+    let server = Server::start(&[]);
+    let a = http::merchant(&server, "acme", "airline-miles");
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:9/hook",
+    ] {
+        let body = json!({"url": url, "events": ["points.earned"]});
+        let refused = a.client.post(&a.path("/webhooks"), &body);
+        assert_eq!(refused.status, 422, "{url}: {refused:?}");
+        let problem = refused.json();
+        assert_eq!(problem["errors"][0]["pointer"], "/url", "{problem}");
+        assert!(
+            problem.to_string().contains("--webhook-allow-private"),
+            "{problem}"
+        );
+    }
+    let listed = a.client.get(&a.path("/webhooks"));
+    assert_eq!(
+        listed.expect(200)["endpoints"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    let open = Server::start(&["--webhook-allow-private"]);
+    let b = http::merchant(&open, "acme", "airline-miles");
+    let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["points.earned"]});
+    b.client.post(&b.path("/webhooks"), &body).expect(201);
 }

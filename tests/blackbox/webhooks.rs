@@ -153,7 +153,7 @@ fn signature_holds(secret: &str, r: &Received) -> bool {
 
 #[test]
 fn a_failing_receiver_gets_signed_retries_until_it_recovers() {
-    let server = Server::start(&["--webhook-retry-ms", "700"]);
+    let server = Server::start(&["--webhook-allow-private", "--webhook-retry-ms", "700"]);
     let a = http::merchant(&server, "acme", "airline-miles");
     let quiet = http::merchant(&server, "quiet", "airline-miles");
     let receiver = Receiver::start(&[500, 503]);
@@ -234,7 +234,13 @@ fn a_failing_receiver_gets_signed_retries_until_it_recovers() {
 
 #[test]
 fn a_receiver_that_never_answers_ends_failed_and_deleting_stops_deliveries() {
-    let server = Server::start(&["--webhook-retry-ms", "100", "--webhook-attempts", "3"]);
+    let server = Server::start(&[
+        "--webhook-allow-private",
+        "--webhook-retry-ms",
+        "100",
+        "--webhook-attempts",
+        "3",
+    ]);
     let a = http::merchant(&server, "acme", "airline-miles");
     // A port nobody listens on.
     let closed = TcpListener::bind("127.0.0.1:0")
@@ -298,7 +304,7 @@ fn a_pending_delivery_survives_the_host_being_killed() {
     let data = dir.path().join("data");
     // The first attempt fails; the retry is due 3 s later, after the kill.
     let receiver = Receiver::start(&[500]);
-    let args = ["--webhook-retry-ms", "3000"];
+    let args = ["--webhook-allow-private", "--webhook-retry-ms", "3000"];
     let mut server = Server::start_on(&data, &args);
     let a = http::merchant(&server, "acme", "airline-miles");
     register(&a, &receiver.url(), &["points.earned"]);
@@ -350,6 +356,7 @@ fn a_pending_delivery_survives_the_host_being_killed() {
 #[test]
 fn the_sweep_announces_expiring_points_and_lapsing_members_once() {
     let server = Server::start(&[
+        "--webhook-allow-private",
         "--sweep-every",
         "1",
         "--webhook-retry-ms",

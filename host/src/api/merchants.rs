@@ -128,7 +128,8 @@ pub async fn config_get(
 }
 
 /// `PUT /v1/merchants/{merchant}/config`: checked against the active programme's
-/// config schema.
+/// config schema, with no activation meanwhile (one that had checked the old config
+/// against its version could otherwise activate it beside the new config).
 pub async fn config_put(
     State(api): State<Api>,
     _: MerchantKey,
@@ -136,10 +137,11 @@ pub async fn config_put(
     Json(req): Json<ConfigUpdate>,
 ) -> Answer {
     let m = merchant.clone();
+    let registry = api.registry().clone();
     let s = api
         .engine()
         .submit(&merchant, move |e| {
-            e.update_merchant(&m, move |s| s.config = req.config)
+            registry.holding_activations(|| e.update_merchant(&m, move |s| s.config = req.config))
         })
         .await?;
     Ok(ok(&config_view(&api, &s)))

@@ -32,7 +32,12 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
 
+use super::address::{Resolver, host_of, refused_host};
 use super::endpoints::EndpointRecord;
+
+/// The webhook client's connector: HTTP, through the resolver that keeps only public
+/// addresses unless the operator allows private ones.
+type Connector = HttpConnector<Resolver>;
 use super::{Delivery, DeliveryStatus, OutboxRow, WebhookError, Webhooks, new_id};
 use crate::storage::{Batch, Key, Space};
 
@@ -193,8 +198,11 @@ impl Webhooks {
     }
 
     async fn run(self: Arc<Self>) {
-        let client: Client<HttpConnector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build_http();
+        let mut connector =
+            HttpConnector::new_with_resolver(Resolver::new(self.options.allow_private));
+        connector.enforce_http(true);
+        let client: Client<Connector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(connector);
         let mut attempts = tokio::task::JoinSet::new();
         let mut flight = InFlight::default();
         let concurrency = self.options.concurrency.max(1);
@@ -392,7 +400,7 @@ impl Webhooks {
     }
 
     /// Make one attempt and record its outcome.
-    async fn attempt(&self, client: &Client<HttpConnector, Full<Bytes>>, due: Due) {
+    async fn attempt(&self, client: &Client<Connector, Full<Bytes>>, due: Due) {
         let Due {
             merchant,
             mut delivery,
@@ -477,7 +485,7 @@ impl Webhooks {
     /// error, and whether it is final.
     async fn post(
         &self,
-        client: &Client<HttpConnector, Full<Bytes>>,
+        client: &Client<Connector, Full<Bytes>>,
         endpoint: &EndpointRecord,
         delivery: &Delivery,
     ) -> Result<u16, (Option<u16>, String, bool)> {
@@ -486,6 +494,18 @@ impl Webhooks {
             return Err((
                 None,
                 "https endpoints are not supported by this build yet (no TLS client)".into(),
+                true,
+            ));
+        }
+        // An address written in the URL is not resolved, so the resolver does not see
+        // it: it is checked here (an endpoint registered while the operator allowed
+        // private addresses gets nothing once they are not).
+        if !self.options.allow_private
+            && let Some(why) = host_of(url).and_then(refused_host)
+        {
+            return Err((
+                None,
+                format!("not delivered to a private address: {why}"),
                 true,
             ));
         }

@@ -32,7 +32,7 @@ fn invalid(pointer: impl Into<String>, message: impl Into<String>) -> WebhookErr
     }
 }
 
-fn check_url(url: &str) -> Result<(), WebhookError> {
+fn check_url(url: &str, allow_private: bool) -> Result<(), WebhookError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -49,6 +49,17 @@ fn check_url(url: &str) -> Result<(), WebhookError> {
     }
     url.parse::<hyper::Uri>()
         .map_err(|e| invalid("/url", format!("is not a valid URL: {e}")))?;
+    if !allow_private
+        && let Some(why) = super::address::host_of(url).and_then(super::address::refused_host)
+    {
+        return Err(invalid(
+            "/url",
+            format!(
+                "must be a public address: {why} (the operator allows such endpoints with \
+                 --webhook-allow-private)"
+            ),
+        ));
+    }
     Ok(())
 }
 
@@ -88,7 +99,7 @@ impl Webhooks {
         req: &EndpointRequest,
         now: Timestamp,
     ) -> Result<CreatedEndpoint, WebhookError> {
-        check_url(&req.url)?;
+        check_url(&req.url, self.options.allow_private)?;
         if req.events.is_empty() {
             return Err(invalid("/events", "name at least one kind of event"));
         }

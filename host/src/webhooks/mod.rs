@@ -27,6 +27,7 @@
 //! the outbox is fanned out in the order things happened and deliveries list newest
 //! first by key, page by page.
 
+pub mod address;
 mod deliver;
 mod endpoints;
 mod subscriptions;
@@ -240,6 +241,9 @@ pub struct WebhookOptions {
     pub expiring_within: Duration,
     /// `member.lapsing` is sent after this long without a purchase.
     pub lapse_after: Duration,
+    /// Whether endpoints may be on loopback, private or link-local addresses (see
+    /// [`address`]); off by default.
+    pub allow_private: bool,
 }
 
 impl Default for WebhookOptions {
@@ -256,6 +260,7 @@ impl Default for WebhookOptions {
             poll: Duration::from_secs(1),
             expiring_within: Duration::from_secs(30 * 86_400),
             lapse_after: Duration::from_secs(90 * 86_400),
+            allow_private: false,
         }
     }
 }
