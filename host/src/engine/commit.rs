@@ -23,12 +23,13 @@
 //!
 //! **Recent member records.** Every event reads its member's record, and a sled `get`
 //! (the tree's descent, its page cache, its epoch) costs several µs under load. So the
-//! member records written or read lately stay in memory, up to [`RECENT_BYTES`]: when
-//! a round is applied its member records move from the overlay into this cache, and a
-//! record read from the storage joins it unless a write to it, or an eviction, came
-//! in between. Every write of the process goes through the group commit, so the cache
-//! is never behind the storage; it answers only member records, and only with a
-//! committer (an inline group commit reads its storage directly).
+//! member records written or read lately stay in memory, up to [`RECENT_BYTES`]
+//! ([`Recent`], sharded, apart from the state lock): the committer puts a round's
+//! member records there once the round is applied and before they leave the overlay,
+//! and a record read from the storage joins them unless its shard changed in between.
+//! Every write of the process goes through the group commit, so they are never behind
+//! the storage; only member records are kept, and only with a committer (an inline
+//! group commit reads its storage directly).
 
 use crate::lock;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -38,6 +39,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::recent::{Look, Recent};
 use crate::storage::{Batch, Key, Space, Storage, StorageError, Write};
 
 /// Proof that an operation's writes were queued; durable once [`GroupCommit::wait`]
@@ -74,67 +76,9 @@ type Pending = (u64, Option<Vec<u8>>);
 /// The space whose records the group commit keeps in memory once written or read.
 const CACHED: Space = Space::Members;
 
-/// The most memory (keys and values) the recent member records take: two generations
-/// of half as much each (see [`Recent`]).
+/// The most memory (keys and values) the recent member records take (see
+/// [`Recent`]).
 pub const RECENT_BYTES: usize = 32 << 20;
-
-/// What a cached entry costs beyond its key and value: the map's slot and the two
-/// vectors' headers and allocations, roughly.
-const ENTRY_OVERHEAD: usize = 96;
-
-/// The recent member records (see the module docs), as two generations: entries go
-/// into the young one; when it holds half of [`RECENT_BYTES`] it becomes the old one
-/// and the old one is dropped. A read looks in both, so an entry stays at least until
-/// half the budget has been written after it.
-struct Recent {
-    /// The most bytes the two generations hold together.
-    budget: usize,
-    young: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    old: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    young_bytes: usize,
-    /// How many times a generation was dropped: a read that began before a drop
-    /// must not put what it read back (a write may have been dropped meanwhile).
-    evictions: u64,
-}
-
-impl Default for Recent {
-    fn default() -> Self {
-        Recent::new(RECENT_BYTES)
-    }
-}
-
-impl Recent {
-    fn new(budget: usize) -> Recent {
-        Recent {
-            budget,
-            young: HashMap::new(),
-            old: HashMap::new(),
-            young_bytes: 0,
-            evictions: 0,
-        }
-    }
-
-    fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.young.get(key).or_else(|| self.old.get(key))
-    }
-
-    fn contains(&self, key: &[u8]) -> bool {
-        self.young.contains_key(key) || self.old.contains_key(key)
-    }
-
-    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let size = key.len() + value.as_ref().map_or(0, Vec::len) + ENTRY_OVERHEAD;
-        if self.young_bytes + size > self.budget / 2 {
-            self.old = std::mem::take(&mut self.young);
-            self.young_bytes = 0;
-            self.evictions += 1;
-        }
-        self.young_bytes += size;
-        // The old generation's copy, if any, is older than this one.
-        self.old.remove(&key);
-        self.young.insert(key, value);
-    }
-}
 
 #[derive(Default)]
 struct State {
@@ -143,8 +87,6 @@ struct State {
     /// The newest queued value of every key written by a batch not yet applied, with
     /// the ticket of the batch that wrote it (`None`: deleted).
     overlay: HashMap<Space, HashMap<Vec<u8>, Pending>>,
-    /// Member records written or read lately (see the module docs).
-    recent: Recent,
     /// The last ticket issued.
     issued: u64,
     /// Every ticket up to this one is applied to the storage.
@@ -198,6 +140,8 @@ fn wake(waiters: Vec<tokio::sync::oneshot::Sender<()>>) {
 
 struct Shared {
     storage: Arc<dyn Storage>,
+    /// Member records written or read lately (see the module docs).
+    recent: Recent,
     // A std Mutex + Condvars: held for a few instructions, never across a storage
     // write or flush.
     state: Mutex<State>,
@@ -268,6 +212,7 @@ impl GroupCommit {
     fn new(storage: Arc<dyn Storage>, inline: bool, gather: Duration) -> GroupCommit {
         let shared = Arc::new(Shared {
             storage,
+            recent: Recent::new(RECENT_BYTES),
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             progress: Condvar::new(),
@@ -406,25 +351,6 @@ impl GroupCommit {
         }
     }
 
-    /// Keep `value`, read from the storage after `evictions` generations of recent
-    /// records had been dropped, unless it may be older than the storage's by now: a
-    /// write queued since is in the overlay or (applied) in memory, unless a
-    /// generation was dropped since. Whether it was kept.
-    fn keep_read(&self, space: Space, key: &Key, evictions: u64, value: &Option<Vec<u8>>) -> bool {
-        let copy = value.clone();
-        let mut st = lock(&self.shared.state);
-        let written = st
-            .overlay
-            .get(&space)
-            .is_some_and(|m| m.contains_key(key.as_bytes()));
-        let keep =
-            !written && st.recent.evictions == evictions && !st.recent.contains(key.as_bytes());
-        if keep {
-            st.recent.insert(key.as_bytes().to_vec(), copy);
-        }
-        keep
-    }
-
     /// The flush latency histogram (a shared handle, for the metrics registry).
     pub fn latency(&self) -> Histogram {
         self.shared.latency.clone()
@@ -453,22 +379,27 @@ fn refused(why: &str) -> StorageError {
 
 impl Storage for GroupCommit {
     fn get(&self, space: Space, key: &Key) -> Result<Option<Vec<u8>>, StorageError> {
-        let cached = space == CACHED && !self.inline;
-        let evictions = {
+        {
             let st = lock(&self.shared.state);
             if let Some((_, value)) = st.overlay.get(&space).and_then(|m| m.get(key.as_bytes())) {
                 return Ok(value.clone());
             }
-            if cached && let Some(value) = st.recent.get(key.as_bytes()) {
-                return Ok(value.clone());
+        }
+        let version = if space == CACHED && !self.inline {
+            match self.shared.recent.look(key.as_bytes()) {
+                Look::Hit(value) => return Ok(value),
+                Look::Miss(version) => Some(version),
             }
-            st.recent.evictions
+        } else {
+            None
         };
         // Not pending: the storage has the newest value. (A write queued after the
         // check is newer than this read, as if the read had come first.)
         let value = self.shared.storage.get(space, key)?;
-        if cached {
-            self.keep_read(space, key, evictions, &value);
+        if let Some(version) = version {
+            self.shared
+                .recent
+                .keep_read(key.as_bytes(), version, &value);
         }
         Ok(value)
     }
@@ -574,29 +505,40 @@ fn commit_loop(s: &Shared) {
         s.progress.notify_all();
         // Merged outside the lock, so reads and new writes are not held up meanwhile.
         let mut round = Batch::new();
+        // The round's member records, for the recent records once it is applied.
+        let mut members = Vec::new();
         for (_, batch) in taken {
+            for (space, key, write) in &batch.ops {
+                match write {
+                    Write::Put(v) if *space == CACHED => {
+                        members.push((key.as_bytes().to_vec(), Some(v.clone())));
+                    }
+                    Write::Delete if *space == CACHED => {
+                        members.push((key.as_bytes().to_vec(), None))
+                    }
+                    _ => {}
+                }
+            }
             round.ops.extend(batch.ops);
         }
         if !round.is_empty() {
             let result = s.storage.apply(round);
             s.rounds.fetch_add(1, Ordering::Relaxed);
+            if result.is_ok() {
+                // In order, so a record written twice in the round ends as written
+                // last; before they leave the overlay, so no read falls in between.
+                for (key, value) in members {
+                    s.recent.put(key, value);
+                }
+            }
             let mut st = lock(&s.state);
             match result {
                 Ok(()) => {
                     st.applied = last;
                     // What this round wrote is now in the storage, unless a later
-                    // batch has written the key again since. Its member records
-                    // stay in the cache.
-                    let st = &mut *st;
-                    for (space, writes) in st.overlay.iter_mut() {
-                        let applied = writes.extract_if(|_, (ticket, _)| *ticket <= last);
-                        if *space == CACHED {
-                            for (key, (_, value)) in applied {
-                                st.recent.insert(key, value);
-                            }
-                        } else {
-                            applied.for_each(drop);
-                        }
+                    // batch has written the key again since.
+                    for writes in st.overlay.values_mut() {
+                        writes.retain(|_, (ticket, _)| *ticket > last);
                     }
                 }
                 Err(e) => {
@@ -753,65 +695,12 @@ mod tests {
     }
 
     #[test]
-    fn recent_records_are_bounded_and_evicted_a_generation_at_a_time() {
-        // Room for two 100-byte entries a generation.
-        let mut r = Recent::new(2 * (2 * (100 + ENTRY_OVERHEAD)));
-        let k = |i: u8| vec![i; 4];
-        let v = || Some(vec![0; 96]);
-        r.insert(k(1), v());
-        r.insert(k(2), v());
-        assert_eq!((r.young.len(), r.old.len(), r.evictions), (2, 0, 0));
-        // The third starts a generation: the first two are old, still answered.
-        r.insert(k(3), v());
-        assert_eq!((r.young.len(), r.old.len(), r.evictions), (1, 2, 1));
-        assert!(r.contains(&k(1)) && r.contains(&k(3)));
-        // Written again, an old entry moves to the young generation, once.
-        r.insert(k(1), Some(vec![7]));
-        assert_eq!(r.get(&k(1)), Some(&Some(vec![7])));
-        assert_eq!((r.young.len(), r.old.len()), (2, 1));
-        // The next generation drops the first old one whole.
-        r.insert(k(4), v());
-        assert_eq!(r.evictions, 2);
-        assert!(!r.contains(&k(2)), "dropped with its generation");
-        assert!(r.contains(&k(1)) && r.contains(&k(3)) && r.contains(&k(4)));
-    }
-
-    #[test]
-    fn a_read_that_began_before_an_eviction_is_not_kept() {
+    fn a_member_record_evicted_is_read_from_the_storage_again() {
         let (_dir, storage, gc) = started();
-        let mut b = Batch::new();
-        b.put(Space::Members, key(5), b"old".to_vec());
-        storage.apply(b).unwrap();
-        // As `get` does: note the evictions, read the storage...
-        let evictions = lock(&gc.shared.state).recent.evictions;
-        let read = storage.get(Space::Members, &key(5)).unwrap();
-        assert_eq!(read, Some(b"old".to_vec()));
-        // ...meanwhile a write lands and its generation is dropped, so the write is
-        // neither pending nor in memory...
-        put_value(&gc, Space::Members, 5, b"new");
-        {
-            let mut st = lock(&gc.shared.state);
-            let r = &mut st.recent;
-            r.old = std::mem::take(&mut r.young);
-            r.old.clear();
-            r.young_bytes = 0;
-            r.evictions += 1;
-        }
-        // ...and what was read before it is not kept...
-        assert!(!gc.keep_read(Space::Members, &key(5), evictions, &read));
-        // ...so a get reads the storage, which has the write, and keeps that.
-        assert_eq!(
-            gc.get(Space::Members, &key(5)).unwrap(),
-            Some(b"new".to_vec())
-        );
+        put_value(&gc, Space::Members, 5, b"five");
+        gc.shared.recent.evict_shard_of(key(5).as_bytes());
         remove_underneath(&storage, Space::Members, 5);
-        assert_eq!(
-            gc.get(Space::Members, &key(5)).unwrap(),
-            Some(b"new".to_vec())
-        );
-        // A read with nothing in between is kept.
-        let evictions = lock(&gc.shared.state).recent.evictions;
-        assert!(gc.keep_read(Space::Members, &key(6), evictions, &Some(b"six".to_vec())));
+        assert_eq!(gc.get(Space::Members, &key(5)).unwrap(), None);
     }
 
     #[test]

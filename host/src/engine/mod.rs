@@ -31,6 +31,7 @@ mod members;
 pub mod native;
 mod outside;
 mod programme;
+mod recent;
 mod records;
 mod redemptions;
 mod sweep;
