@@ -111,8 +111,15 @@ pub struct Registry {
     // appends to it, makes it durable and swaps the live version, and two at once
     // would lose an entry or swap in a different order than they were written.
     activating: Mutex<()>,
+    // Uploads in progress, by merchant and version: a second upload of the same bytes
+    // waits for the first and finds its version, instead of compiling and storing
+    // them again (and both answering "created").
+    uploading: Mutex<HashMap<(String, String), UploadSlot>>,
     stats: Stats,
 }
+
+/// The lock one upload of one version holds (see `Registry::uploading`).
+type UploadSlot = Arc<Mutex<()>>;
 
 /// How the registry got its compiled plugins since it opened.
 #[derive(Debug, Default)]
@@ -186,6 +193,7 @@ impl Registry {
             active: RwLock::new(HashMap::new()),
             compiled: Mutex::new(HashMap::new()),
             activating: Mutex::new(()),
+            uploading: Mutex::new(HashMap::new()),
             stats: Stats::default(),
         };
         let mut active = HashMap::new();
@@ -229,11 +237,49 @@ impl Registry {
         bytes: &[u8],
         now: Timestamp,
     ) -> Result<VersionInfo, RegistryError> {
+        self.upload_new(merchant, bytes, now).map(|(info, _)| info)
+    }
+
+    /// [`Registry::upload`], and whether this call stored the version (false: it
+    /// existed, or a concurrent upload of the same bytes stored it).
+    pub fn upload_new(
+        &self,
+        merchant: &str,
+        bytes: &[u8],
+        now: Timestamp,
+    ) -> Result<(VersionInfo, bool), RegistryError> {
         check_merchant(merchant)?;
         let version = version_id(bytes);
-        if let Some(existing) = self.version(merchant, &version)? {
-            return Ok(existing);
+        let key = (merchant.to_string(), version.clone());
+        let slot = crate::lock(&self.uploading)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let result = {
+            let _one = crate::lock(&slot);
+            match self.version(merchant, &version) {
+                Ok(Some(existing)) => Ok((existing, false)),
+                Ok(None) => self
+                    .store_new(merchant, bytes, version, now)
+                    .map(|info| (info, true)),
+                Err(e) => Err(e),
+            }
+        };
+        let mut uploading = crate::lock(&self.uploading);
+        // The map's and this call's: nobody else waits on this slot.
+        if Arc::strong_count(&slot) == 2 {
+            uploading.remove(&key);
         }
+        result
+    }
+
+    fn store_new(
+        &self,
+        merchant: &str,
+        bytes: &[u8],
+        version: String,
+        now: Timestamp,
+    ) -> Result<VersionInfo, RegistryError> {
         let label = format!("merchant {merchant}, version {}", &version[..12]);
         let source = if is_core_module(bytes) {
             SourceKind::CoreModule

@@ -185,6 +185,19 @@ pub fn run(
         .config
         .clone()
         .unwrap_or_else(|| plugin.info().default_config.clone());
+    let currency = input.currency.clone().unwrap_or_else(|| "USD".to_string());
+    // What the server would refuse before the plugin ever saw it: a config that does
+    // not satisfy the plugin's own schema, a currency that is not a code.
+    let refused = |e: crate::engine::EngineError| match e {
+        crate::engine::EngineError::Invalid { pointer, message } => {
+            RunError::Input(crate::sandbox::convert::bad(&pointer, message))
+        }
+        other => RunError::Input(crate::sandbox::convert::bad("", other.to_string())),
+    };
+    if input.config.is_some() {
+        crate::engine::check_config(&plugin.info().config_schema, &config).map_err(refused)?;
+    }
+    crate::engine::check_currency(&currency, "/currency").map_err(refused)?;
     let ctx = wit::Context {
         merchant: input
             .merchant
@@ -192,7 +205,7 @@ pub fn run(
             .unwrap_or_else(|| "local".to_string()),
         now,
         config: config.to_string(),
-        currency: input.currency.clone().unwrap_or_else(|| "USD".to_string()),
+        currency,
     };
 
     fn answer<T: Serialize>(

@@ -210,3 +210,35 @@ fn a_config_put_during_an_activation_is_checked_against_the_version_activated() 
     );
     assert_eq!(engine.merchant("acme").unwrap().config, None);
 }
+
+/// Two uploads of the same bytes at once: each found no version, each compiled and
+/// stored it, and both answered "created" (201), the second overwriting the first's
+/// upload time (session 22's note). The second now waits for the first and finds it.
+#[test]
+fn concurrent_uploads_of_the_same_bytes_store_one_version_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(open_registry(dir.path()));
+    let bytes = Arc::new(plugin_bytes("coffee-stars"));
+    let barrier = Arc::new(Barrier::new(2));
+    let uploads: Vec<_> = (0..2)
+        .map(|i| {
+            let (registry, bytes, barrier) = (registry.clone(), bytes.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                registry.upload_new("acme", &bytes, NOW + i).unwrap()
+            })
+        })
+        .collect();
+    let results: Vec<_> = uploads.into_iter().map(|h| h.join().unwrap()).collect();
+    let created: Vec<bool> = results.iter().map(|(_, new)| *new).collect();
+    assert_eq!(created.iter().filter(|n| **n).count(), 1, "{created:?}");
+    assert_eq!(results[0].0, results[1].0, "both answer the one version");
+    assert_eq!(
+        registry
+            .stats()
+            .compiled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(registry.versions("acme").unwrap().len(), 1);
+}

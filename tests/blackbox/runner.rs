@@ -177,6 +177,32 @@ fn malformed_input_is_refused_with_the_field_that_is_wrong() {
     assert_eq!(run.error()["pointer"], "/event");
 }
 
+/// The runner handed the plugin a config its own schema refuses, and any currency,
+/// where the server refuses both before the plugin sees them (session 22's note): a
+/// developer's local run passed where the deployed programme would never run.
+#[test]
+fn a_config_or_currency_the_server_would_refuse_is_refused_by_the_runner() {
+    let event = json!({ "event": purchase("e-1", 100, "USD") });
+    let mut bad_config = event.clone();
+    bad_config["config"] = json!({ "stars_per_unit": "two" });
+    let run = run_hook("coffee-stars", "on-event", &bad_config, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.error()["kind"], "invalid_input");
+    assert_eq!(run.error()["pointer"], "/config/stars_per_unit", "{run:?}");
+
+    let mut bad_currency = event.clone();
+    bad_currency["currency"] = json!("dollars");
+    let run = run_hook("coffee-stars", "on-event", &bad_currency, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(run.error()["pointer"], "/currency", "{run:?}");
+
+    // A config the schema takes runs.
+    let mut good = event;
+    good["config"] = json!({ "stars_per_unit": 2 });
+    let run = run_hook("coffee-stars", "on-event", &good, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
 #[test]
 fn unknown_hooks_and_unreadable_input_exit_with_usage_errors() {
     let run = run_hook("airline-miles", "on-purchase", &json!({}), &[]);

@@ -32,13 +32,7 @@ pub async fn plugins_upload(
     api.engine().merchant(&merchant)?;
     let registry = api.registry().clone();
     let m = merchant.clone();
-    let (info, new) = blocking(move || {
-        let existed = registry
-            .version(&m, &crate::registry::version_id(&bytes))?
-            .is_some();
-        Ok((registry.upload(&m, &bytes, now())?, !existed))
-    })
-    .await?;
+    let (info, new) = blocking(move || Ok(registry.upload_new(&m, &bytes, now())?)).await?;
     Ok(if new { created(&info) } else { ok(&info) })
 }
 

@@ -776,7 +776,7 @@ pub fn check_config(
     }
 }
 
-fn check_currency(c: &str, pointer: &str) -> Result<(), EngineError> {
+pub(crate) fn check_currency(c: &str, pointer: &str) -> Result<(), EngineError> {
     if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
