@@ -593,3 +593,26 @@ fn a_webhook_on_a_private_address_is_refused_unless_the_operator_allows_it() {
     let body = json!({"url": "http://127.0.0.1:9/hook", "events": ["points.earned"]});
     b.client.post(&b.path("/webhooks"), &body).expect(201);
 }
+
+/// The key check read the path's merchant as written, and the handlers read it
+/// percent-decoded (session 22's note): `/v1/merchants/%61cme` was refused to acme's
+/// key and would have been acme's for the handler. Both read it decoded now: it is
+/// acme's, for acme's key only.
+#[test]
+fn a_percent_encoded_merchant_in_the_path_is_the_same_merchant_for_the_key_check() {
+    let server = Server::start(&[]);
+    let a = http::merchant(&server, "acme", "airline-miles");
+    let b = http::merchant(&server, "beta", "airline-miles");
+    enrol(&a, "ann");
+    let encoded = "/v1/merchants/%61cme/members/ann";
+    let own = a.client.get(encoded);
+    assert_eq!(own.expect(200)["id"], "ann");
+    // Another merchant's key is refused as it is on the plain path.
+    let other = b.client.get(encoded);
+    let plain = b.client.get("/v1/merchants/acme/members/ann");
+    assert!(matches!(plain.status, 401 | 403), "{plain:?}");
+    assert_eq!((other.status, other.body), (plain.status, plain.body));
+    // Not UTF-8 once decoded: no merchant, refused before any handler.
+    let broken = a.client.get("/v1/merchants/%FF/members/ann");
+    assert!(matches!(broken.status, 400 | 401 | 403), "{broken:?}");
+}

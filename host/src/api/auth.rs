@@ -12,6 +12,7 @@
 
 use crate::domain::{decode_hex, hex};
 use crate::lock;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -99,10 +100,15 @@ impl Caller {
 }
 
 /// The merchant a path names (`/v1/merchants/{merchant}/...`).
-pub(super) fn path_merchant(path: &str) -> Option<&str> {
+pub(super) fn path_merchant(path: &str) -> Option<Cow<'_, str>> {
     let mut segments = path.trim_start_matches('/').split('/');
     match (segments.next(), segments.next(), segments.next()) {
-        (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => Some(m),
+        // Percent-decoded, as the handlers' `Path` reads it: `/v1/merchants/%61cme` is
+        // acme's, for the key check as for the handler. A segment that is not UTF-8
+        // once decoded names no merchant (the handler refuses it too).
+        (Some("v1"), Some("merchants"), Some(m)) if !m.is_empty() => {
+            percent_encoding::percent_decode_str(m).decode_utf8().ok()
+        }
         _ => None,
     }
 }
@@ -116,7 +122,7 @@ fn authenticate(parts: &Parts, api: &Api) -> Result<Caller, ApiError> {
         return Ok(caller.clone());
     }
     api.keys()
-        .caller(&parts.headers, path_merchant(parts.uri.path()))
+        .caller(&parts.headers, path_merchant(parts.uri.path()).as_deref())
 }
 
 /// Extractor: the operator key.

@@ -34,6 +34,7 @@
 //! writes share one wait for a flush, usually the same one.
 
 use crate::domain::hex;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Mutex;
 
@@ -238,7 +239,7 @@ pub async fn layer(State(api): State<Api>, req: Request, next: Next) -> Response
             .into_response();
         }
     };
-    let path_merchant = super::auth::path_merchant(req.uri().path()).map(str::to_string);
+    let path_merchant = super::auth::path_merchant(req.uri().path()).map(Cow::into_owned);
     // Only a valid key's requests are remembered, and checked before anything is read
     // or replayed: a caller without one (no key, an unknown or revoked key, a key of
     // another merchant) goes to the handler, which refuses it, and nothing is stored.
