@@ -68,15 +68,15 @@ pub fn refused_host(host: &str) -> Option<String> {
     }
 }
 
-/// The host part of an absolute `http(s)://` URL, as written.
-pub fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host_port.starts_with('[') {
-        return host_port.find(']').map(|end| &host_port[..=end]);
-    }
-    Some(host_port.split(':').next().unwrap_or(host_port))
+/// The host part of an absolute URL, as written (IPv6 in brackets), as hyper reads it.
+pub fn host_of(url: &str) -> Option<String> {
+    url.parse::<hyper::Uri>().ok()?.host().map(str::to_string)
+}
+
+/// Why an endpoint at `url` may not be posted to, if it may not (see
+/// [`refused_host`]).
+pub fn refused_url(url: &str) -> Option<String> {
+    refused_host(&host_of(url)?)
 }
 
 /// The webhook client's resolver: the system's, keeping only public addresses unless
@@ -168,11 +168,17 @@ mod tests {
 
     #[test]
     fn hosts_are_read_from_urls_as_written() {
-        assert_eq!(host_of("http://127.0.0.1:9/hook"), Some("127.0.0.1"));
-        assert_eq!(host_of("https://[::1]:8443/x"), Some("[::1]"));
-        assert_eq!(host_of("http://user:pw@10.0.0.1/x"), Some("10.0.0.1"));
         assert_eq!(
-            host_of("http://hooks.example.com?x=1"),
+            host_of("http://127.0.0.1:9/hook").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(host_of("https://[::1]:8443/x").as_deref(), Some("[::1]"));
+        assert_eq!(
+            host_of("http://user:pw@10.0.0.1/x").as_deref(),
+            Some("10.0.0.1")
+        );
+        assert_eq!(
+            host_of("http://hooks.example.com?x=1").as_deref(),
             Some("hooks.example.com")
         );
         assert!(refused_host("[::1]").is_some());

@@ -32,14 +32,14 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use sha2::Sha256;
 
-use super::address::{Resolver, host_of, refused_host};
+use super::address::{Resolver, refused_url};
 use super::endpoints::EndpointRecord;
+use super::{Delivery, DeliveryStatus, OutboxRow, WebhookError, Webhooks, new_id};
+use crate::storage::{Batch, Key, Space};
 
 /// The webhook client's connector: HTTP, through the resolver that keeps only public
 /// addresses unless the operator allows private ones.
 type Connector = HttpConnector<Resolver>;
-use super::{Delivery, DeliveryStatus, OutboxRow, WebhookError, Webhooks, new_id};
-use crate::storage::{Batch, Key, Space};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -501,7 +501,7 @@ impl Webhooks {
         // it: it is checked here (an endpoint registered while the operator allowed
         // private addresses gets nothing once they are not).
         if !self.options.allow_private
-            && let Some(why) = host_of(url).and_then(refused_host)
+            && let Some(why) = refused_url(url)
         {
             return Err((
                 None,

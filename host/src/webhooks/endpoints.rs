@@ -49,9 +49,7 @@ fn check_url(url: &str, allow_private: bool) -> Result<(), WebhookError> {
     }
     url.parse::<hyper::Uri>()
         .map_err(|e| invalid("/url", format!("is not a valid URL: {e}")))?;
-    if !allow_private
-        && let Some(why) = super::address::host_of(url).and_then(super::address::refused_host)
-    {
+    if !allow_private && let Some(why) = super::address::refused_url(url) {
         return Err(invalid(
             "/url",
             format!(
