@@ -57,17 +57,61 @@ impl Engine {
             None => Ok(None),
         }
     }
+
+    /// Points a refund reversed (taken back, or owed as debt) no longer count as
+    /// issued: they come off the usage of the budget period their purchase was in (this
+    /// operation's, or an earlier one's, written in `batch`), at the point's worth now,
+    /// never below nothing. Called under the merchant's budget lock.
+    fn give_back_budget(
+        &self,
+        settings: &MerchantSettings,
+        budget: &mut Option<BudgetState>,
+        issued_at: Timestamp,
+        points: i64,
+        batch: &mut Batch,
+    ) -> Result<(), EngineError> {
+        let (Some(cfg), Some(pv), Some(state)) =
+            (&settings.budget, &settings.point_value, budget.as_mut())
+        else {
+            return Ok(());
+        };
+        if points <= 0 {
+            return Ok(());
+        }
+        let value = pv.value_of(points);
+        let give_back = |u: &mut BudgetUsage| {
+            u.points = u.points.saturating_sub(points).max(0);
+            u.value = u.value.saturating_sub(value).max(0);
+        };
+        let period = cfg.period.key(issued_at);
+        if period == state.usage.period {
+            give_back(&mut state.usage);
+            state.changed = true;
+        } else {
+            let mut usage = self.load_usage(&settings.id, &period)?;
+            if usage.points > 0 || usage.value > 0 {
+                give_back(&mut usage);
+                put_usage(batch, &settings.id, &usage);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Add the budget usage to the batch when the operation changed it.
 pub(super) fn put_budget(batch: &mut Batch, merchant: &str, budget: &Option<BudgetState>) {
     if let Some(b) = budget.as_ref().filter(|b| b.changed) {
-        batch.put(
-            Space::Budget,
-            Key::merchant(merchant, &[b.usage.period.as_bytes()]),
-            encode(&b.usage),
-        );
+        put_usage(batch, merchant, &b.usage);
     }
+}
+
+/// Add one period's budget usage to the batch.
+fn put_usage(batch: &mut Batch, merchant: &str, usage: &BudgetUsage) {
+    batch.put(
+        Space::Budget,
+        Key::merchant(merchant, &[usage.period.as_bytes()]),
+        encode(usage),
+    );
 }
 
 /// The refund being applied to its purchase's record.
@@ -594,48 +638,6 @@ pub(super) fn charge_budget(
     u.value = u.value.saturating_add(value);
     state.changed = true;
     None
-}
-
-impl Engine {
-    /// Points a refund reversed (taken back, or owed as debt) no longer count as
-    /// issued: they come off the usage of the budget period their purchase was in (this
-    /// operation's, or an earlier one's, written in `batch`), at the point's worth now,
-    /// never below nothing. Called under the merchant's budget lock.
-    fn give_back_budget(
-        &self,
-        settings: &MerchantSettings,
-        budget: &mut Option<BudgetState>,
-        issued_at: Timestamp,
-        points: i64,
-        batch: &mut Batch,
-    ) -> Result<(), EngineError> {
-        let (Some(cfg), Some(pv), Some(state)) =
-            (&settings.budget, &settings.point_value, budget.as_mut())
-        else {
-            return Ok(());
-        };
-        if points <= 0 {
-            return Ok(());
-        }
-        let value = pv.value_of(points);
-        let give_back = |u: &mut BudgetUsage| {
-            u.points = u.points.saturating_sub(points).max(0);
-            u.value = u.value.saturating_sub(value).max(0);
-        };
-        let period = cfg.period.key(issued_at);
-        if period == state.usage.period {
-            give_back(&mut state.usage);
-            state.changed = true;
-        } else {
-            let mut usage = self.load_usage(&settings.id, &period)?;
-            if usage.points > 0 || usage.value > 0 {
-                give_back(&mut usage);
-                let key = Key::merchant(&settings.id, &[period.as_bytes()]);
-                batch.put(Space::Budget, key, encode(&usage));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Check a refund against its purchase and work out the cumulative fraction refunded.
